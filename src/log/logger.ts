@@ -1,0 +1,104 @@
+// One logfmt line per event on stderr (SPEC §9), with syslog priority prefixes under journald.
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFields = Record<string, string | number | boolean | null | undefined>;
+
+const LEVEL_RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+const LEVEL_TEXT: Record<LogLevel, string> = {
+  debug: "DEBUG",
+  info: "INFO",
+  warn: "WARN",
+  error: "ERROR",
+};
+// sd-daemon(3): "<N>" at the start of a line on a journal stream sets its priority.
+const SYSLOG_PRIORITY: Record<LogLevel, string> = {
+  debug: "<7>",
+  info: "<6>",
+  warn: "<4>",
+  error: "<3>",
+};
+
+const NEEDS_QUOTES = /[\s="\\]/;
+
+/** logfmt value: bare when safe, else a quoted string with `"` and `\` escaped. */
+export function formatValue(value: string | number | boolean | null | undefined): string {
+  if (value === null || value === undefined) return '""';
+  const text = String(value);
+  if (text === "" || NEEDS_QUOTES.test(text) || /[\x00-\x1f\x7f]/.test(text)) {
+    return JSON.stringify(text);
+  }
+  return text;
+}
+
+/** `time=2026-03-26T22:09:18Z` — second precision, as journald users grep it. */
+function timestamp(): string {
+  return `${new Date().toISOString().slice(0, 19)}Z`;
+}
+
+export interface LoggerOptions {
+  level: LogLevel;
+  /** Prefix each line with `<N>` (set when JOURNAL_STREAM says stderr is the journal). */
+  syslogPrefix: boolean;
+  write: (line: string) => void;
+}
+
+export class Logger {
+  private readonly minRank: number;
+
+  constructor(private readonly options: LoggerOptions) {
+    this.minRank = LEVEL_RANK[options.level];
+  }
+
+  /** Cheap check for callers that would build fields only to have them dropped. */
+  enabled(level: LogLevel): boolean {
+    return LEVEL_RANK[level] >= this.minRank;
+  }
+
+  debug(msg: string, fields?: LogFields): void {
+    if (this.minRank <= 0) this.emit("debug", msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    if (this.minRank <= 1) this.emit("info", msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    if (this.minRank <= 2) this.emit("warn", msg, fields);
+  }
+  error(msg: string, fields?: LogFields): void {
+    this.emit("error", msg, fields);
+  }
+
+  private emit(level: LogLevel, msg: string, fields?: LogFields): void {
+    let line = `time=${timestamp()} level=${LEVEL_TEXT[level]} msg=${JSON.stringify(msg)}`;
+    if (fields) {
+      for (const key in fields) line += ` ${key}=${formatValue(fields[key])}`;
+    }
+    if (this.options.syslogPrefix) line = SYSLOG_PRIORITY[level] + line;
+    this.options.write(`${line}\n`);
+  }
+}
+
+function parseLevel(text: string | undefined): LogLevel {
+  const level = (text ?? "info").toLowerCase();
+  return level in LEVEL_RANK ? (level as LogLevel) : "info";
+}
+
+/**
+ * The process logger: level from MC_PROXY_LOG_LEVEL (debug|info|warn|error, default info),
+ * journald priority prefixes when JOURNAL_STREAM is set (systemd sets it for stderr).
+ */
+export function createProcessLogger(env: Record<string, string | undefined> = process.env): Logger {
+  return new Logger({
+    level: parseLevel(env.MC_PROXY_LOG_LEVEL),
+    syslogPrefix: Boolean(env.JOURNAL_STREAM),
+    write: (line) => process.stderr.write(line),
+  });
+}
+
+/** A logger that keeps its lines, for tests. */
+export function createMemoryLogger(level: LogLevel = "debug"): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return {
+    logger: new Logger({ level, syslogPrefix: false, write: (line) => lines.push(line.trimEnd()) }),
+    lines,
+  };
+}
