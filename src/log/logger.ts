@@ -18,13 +18,15 @@ const SYSLOG_PRIORITY: Record<LogLevel, string> = {
   error: "<3>",
 };
 
-const NEEDS_QUOTES = /[\s="\\]/;
+// Spaces, quotes, backslashes, `=` and control characters force quoting.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for.
+const NEEDS_QUOTES = /[\s="\\\x00-\x1f\x7f]/;
 
 /** logfmt value: bare when safe, else a quoted string with `"` and `\` escaped. */
 export function formatValue(value: string | number | boolean | null | undefined): string {
   if (value === null || value === undefined) return '""';
   const text = String(value);
-  if (text === "" || NEEDS_QUOTES.test(text) || /[\x00-\x1f\x7f]/.test(text)) {
+  if (text === "" || NEEDS_QUOTES.test(text)) {
     return JSON.stringify(text);
   }
   return text;
