@@ -1,0 +1,50 @@
+// `mc-proxy snapshot -c <config> [-o <path>]`: online backup of the database (SPEC §1).
+import { resolve } from "node:path";
+import { defineCommand } from "citty";
+import { loadConfig } from "../config/load-config.ts";
+import { StoreError } from "../store/errors.ts";
+import { defaultSnapshotPath, snapshotDatabaseFile } from "../store/snapshot.ts";
+import { RuntimeError, UsageError } from "./errors.ts";
+
+export const snapshotCommand = defineCommand({
+  meta: {
+    name: "snapshot",
+    description:
+      "Write a consistent copy of the database with VACUUM INTO (safe while the server runs); prints the path written",
+  },
+  args: {
+    config: {
+      type: "string",
+      alias: "c",
+      required: true,
+      description: "config file",
+      valueHint: "path",
+    },
+    output: {
+      type: "string",
+      alias: "o",
+      description:
+        "where to write; default <dir of database.path>/backups/mc-proxy-<UTC yyyymmddThhmmssZ>.db. Never overwritten",
+      valueHint: "path",
+    },
+  },
+  async run({ args }) {
+    // A bad config throws ConfigError, a UsageError: exit 2.
+    const config = await loadConfig(args.config);
+    const databasePath = config.database.path;
+    const destination = resolve(args.output || defaultSnapshotPath(databasePath, new Date()));
+    try {
+      // Read-only and without migrations: a backup must not change what it copies.
+      snapshotDatabaseFile(databasePath, destination);
+    } catch (error) {
+      if (!(error instanceof StoreError)) throw error;
+      // An -o that names an existing file is the user's mistake; a clash on the default name
+      // (two snapshots within one second) is not.
+      if (error.code === "already_exists" && args.output) {
+        throw new UsageError(error.message, { cause: error });
+      }
+      throw new RuntimeError(error.message, { cause: error });
+    }
+    process.stdout.write(`${destination}\n`);
+  },
+});

@@ -1,0 +1,5 @@
+// The store's public surface; only re-exports.
+export { StoreError, type StoreErrorCode } from "./errors.ts";
+export { MIGRATIONS, SCHEMA_VERSION } from "./migrations.ts";
+export { defaultSnapshotPath, snapshotDatabaseFile } from "./snapshot.ts";
+export { type ReconcileResult, Store, type StoreOptions } from "./store.ts";

@@ -1,0 +1,101 @@
+// Versioned schema: an ordered list of steps, tracked in PRAGMA user_version.
+import type { Database } from "bun:sqlite";
+import { StoreError } from "./errors.ts";
+
+export interface Migration {
+  /** 1, 2, 3, … in order; the database's user_version is the last one applied. */
+  version: number;
+  description: string;
+  /** One or more SQL statements, run inside the step's transaction. */
+  sql: string;
+}
+
+/**
+ * Append only: a released step is never edited, because databases in the field already ran it.
+ * STRICT tables and CHECKs are the last line behind src/route/validate.ts and
+ * src/firewall/rule.ts, which callers run first.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: "listeners, routes, firewall rules, meta",
+    sql: `
+      CREATE TABLE listeners (
+        addr TEXT PRIMARY KEY NOT NULL
+      ) STRICT;
+
+      CREATE TABLE routes (
+        id INTEGER PRIMARY KEY,
+        listener_addr TEXT NOT NULL REFERENCES listeners (addr),
+        hostname TEXT NOT NULL CHECK (hostname <> '' AND hostname = lower(hostname)),
+        backend TEXT NOT NULL CHECK (backend <> ''),
+        mode TEXT NOT NULL DEFAULT 'l4' CHECK (mode IN ('l4', 'l7')),
+        tls_cert TEXT NOT NULL DEFAULT '',
+        tls_key TEXT NOT NULL DEFAULT '',
+        backend_tls INTEGER NOT NULL DEFAULT 0 CHECK (backend_tls IN (0, 1)),
+        send_proxy_protocol INTEGER NOT NULL DEFAULT 0 CHECK (send_proxy_protocol IN (0, 1)),
+        CHECK (mode = 'l4' OR (tls_cert <> '' AND tls_key <> '')),
+        UNIQUE (listener_addr, hostname)
+      ) STRICT;
+
+      CREATE TABLE firewall_rules (
+        id INTEGER PRIMARY KEY,
+        type TEXT NOT NULL CHECK (type IN ('ip', 'cidr', 'country')),
+        value TEXT NOT NULL CHECK (value <> ''),
+        UNIQUE (type, value)
+      ) STRICT;
+
+      CREATE TABLE meta (
+        key TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
+];
+
+/** The schema version this code writes and understands. */
+export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
+
+function userVersion(db: Database): number {
+  const row = db.query<{ user_version: number }, []>("PRAGMA user_version").get();
+  return row?.user_version ?? 0;
+}
+
+/**
+ * Brings the database up to the last step. Each step and its user_version bump commit together
+ * (user_version lives in the file header, which is part of the transaction), so a crash leaves
+ * the database at a whole version. BEGIN IMMEDIATE takes the write lock before reading the
+ * version: two processes opening one new file at once cannot both run step 1.
+ */
+export function migrate(
+  db: Database,
+  databasePath: string,
+  migrations: readonly Migration[] = MIGRATIONS,
+): { from: number; to: number } {
+  const latest = migrations.at(-1)?.version ?? 0;
+  const from = userVersion(db);
+  if (from > latest) {
+    throw new StoreError(
+      "io",
+      `database ${databasePath} has schema version ${from}, newer than this mc-proxy understands (${latest}): run a newer mc-proxy or restore a snapshot taken before the upgrade`,
+    );
+  }
+  for (const step of migrations) {
+    const apply = db.transaction(() => {
+      if (userVersion(db) >= step.version) return;
+      db.run(step.sql);
+      // PRAGMA takes no bound parameters; version is a number from our own table.
+      db.run(`PRAGMA user_version = ${step.version}`);
+    });
+    try {
+      apply.immediate();
+    } catch (error) {
+      throw new StoreError(
+        "io",
+        `database ${databasePath}: migration ${step.version} (${step.description}) failed: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
+  }
+  return { from, to: userVersion(db) };
+}

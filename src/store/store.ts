@@ -1,0 +1,378 @@
+// The database behind routes and firewall rules (SPEC §3): open, seed from the TOML, read, change.
+import { Database } from "bun:sqlite";
+import { closeSync, fstatSync, openSync } from "node:fs";
+import type { Config, FirewallRule, RouteMode, RouteSpec } from "../config/types.ts";
+import { firewallRuleKey } from "../firewall/rule.ts";
+import type { Logger } from "../log/logger.ts";
+import { describeCause, describeCurrentUser, StoreError, sqliteCode } from "./errors.ts";
+import { migrate } from "./migrations.ts";
+import { snapshotDatabase } from "./snapshot.ts";
+
+export interface StoreOptions {
+  /** Told when an existing file is readable by group or others, or WAL could not be enabled. */
+  logger?: Logger;
+  /** How long a write waits for another connection's lock before failing (default 5000). */
+  busyTimeoutMs?: number;
+}
+
+export interface ReconcileResult {
+  /** True when the database had never been seeded and now holds everything in the TOML. */
+  seeded: boolean;
+  /** Listeners written by this call (every TOML listener when `seeded`). */
+  addedListeners: string[];
+}
+
+interface RouteRow {
+  hostname: string;
+  backend: string;
+  mode: string;
+  tls_cert: string;
+  tls_key: string;
+  backend_tls: number;
+  send_proxy_protocol: number;
+}
+
+// A type alias, not an interface: bun:sqlite binds only index-signature-compatible objects.
+type RouteParams = {
+  listener_addr: string;
+  hostname: string;
+  backend: string;
+  mode: string;
+  tls_cert: string;
+  tls_key: string;
+  backend_tls: number;
+  send_proxy_protocol: number;
+};
+
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+function toRoute(row: RouteRow): RouteSpec {
+  return {
+    hostname: row.hostname,
+    backend: row.backend,
+    mode: row.mode as RouteMode,
+    tlsCert: row.tls_cert,
+    tlsKey: row.tls_key,
+    backendTls: row.backend_tls === 1,
+    sendProxyProtocol: row.send_proxy_protocol === 1,
+  };
+}
+
+function toRouteParams(listenerAddr: string, route: RouteSpec): RouteParams {
+  return {
+    listener_addr: listenerAddr,
+    hostname: route.hostname,
+    backend: route.backend,
+    mode: route.mode,
+    tls_cert: route.tlsCert,
+    tls_key: route.tlsKey,
+    backend_tls: route.backendTls ? 1 : 0,
+    send_proxy_protocol: route.sendProxyProtocol ? 1 : 0,
+  };
+}
+
+/**
+ * Creates the file at mode 0600 before SQLite sees it, since SQLite would create it 0644 (minus
+ * umask) and the -wal/-shm files copy the main file's mode. An existing file keeps its mode: the
+ * operator may have widened it on purpose (a backup group), so we only warn.
+ */
+function createOrCheckFile(path: string, logger: Logger | undefined): void {
+  let fd: number;
+  try {
+    fd = openSync(path, "a", 0o600);
+  } catch (error) {
+    throw new StoreError(
+      "io",
+      `database ${path}: cannot open or create: ${describeCause(error)} (running as ${describeCurrentUser()})`,
+      { cause: error },
+    );
+  }
+  try {
+    const mode = fstatSync(fd).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      logger?.warn("database file is accessible by group or others; 0600 is expected", {
+        path,
+        mode: `0${mode.toString(8)}`,
+      });
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The source of truth for listeners' routes and the firewall rules. Synchronous (bun:sqlite);
+ * every mutation is one transaction, committed before it returns, so a caller that applies the
+ * change to the running proxy only after the call returns never serves an uncommitted change.
+ */
+export class Store {
+  private readonly stmts;
+  private readonly tx;
+
+  private constructor(
+    private readonly db: Database,
+    /** The database file, as given to open(). */
+    readonly path: string,
+  ) {
+    // Prepared once: every call below reuses these.
+    this.stmts = {
+      getMeta: db.prepare<{ value: string }, { key: string }>(
+        "SELECT value FROM meta WHERE key = $key",
+      ),
+      setMeta: db.prepare<never, { key: string; value: string }>(
+        "INSERT INTO meta (key, value) VALUES ($key, $value) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      ),
+      listenerExists: db.prepare<{ found: number }, { addr: string }>(
+        "SELECT 1 AS found FROM listeners WHERE addr = $addr",
+      ),
+      // rowid order = the order listeners were added: the TOML's order after seeding.
+      listenerAddrs: db.prepare<{ addr: string }, []>("SELECT addr FROM listeners ORDER BY rowid"),
+      insertListener: db.prepare<never, { addr: string }>(
+        "INSERT INTO listeners (addr) VALUES ($addr)",
+      ),
+      routes: db.prepare<RouteRow, { listener_addr: string }>(
+        `SELECT hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol
+         FROM routes WHERE listener_addr = $listener_addr ORDER BY hostname`,
+      ),
+      allRoutes: db.prepare<RouteRow & { listener_addr: string }, []>(
+        `SELECT listener_addr, hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol
+         FROM routes ORDER BY listener_addr, hostname`,
+      ),
+      insertRoute: db.prepare<never, RouteParams>(
+        `INSERT INTO routes (listener_addr, hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol)
+         VALUES ($listener_addr, $hostname, $backend, $mode, $tls_cert, $tls_key, $backend_tls, $send_proxy_protocol)`,
+      ),
+      deleteRoute: db.prepare<never, { listener_addr: string; hostname: string }>(
+        "DELETE FROM routes WHERE listener_addr = $listener_addr AND hostname = $hostname",
+      ),
+      firewallRules: db.prepare<FirewallRule, []>(
+        "SELECT type, value FROM firewall_rules ORDER BY type, value",
+      ),
+      insertFirewallRule: db.prepare<never, { type: string; value: string }>(
+        "INSERT INTO firewall_rules (type, value) VALUES ($type, $value)",
+      ),
+      // A TOML may list one rule twice in different spellings that canonicalise alike.
+      seedFirewallRule: db.prepare<never, { type: string; value: string }>(
+        "INSERT INTO firewall_rules (type, value) VALUES ($type, $value) ON CONFLICT DO NOTHING",
+      ),
+      deleteFirewallRule: db.prepare<never, { type: string; value: string }>(
+        "DELETE FROM firewall_rules WHERE type = $type AND value = $value",
+      ),
+    };
+    // Transaction wrappers, also built once. Writers run them with .immediate() (see write()).
+    this.tx = {
+      reconcile: db.transaction((config: Config, now: Date): ReconcileResult => {
+        const seeding = this.stmts.getMeta.get({ key: "seeded_at" }) === null;
+        const addedListeners: string[] = [];
+        for (const listener of config.listeners) {
+          // Also when seeding: a row without seeded_at can only come from a hand-edited file,
+          // and what it holds wins, as everywhere else.
+          if (this.stmts.listenerExists.get({ addr: listener.addr }) !== null) continue;
+          this.stmts.insertListener.run({ addr: listener.addr });
+          for (const route of listener.routes) this.insertRouteRow(listener.addr, route);
+          addedListeners.push(listener.addr);
+        }
+        if (seeding) {
+          for (const rule of config.firewall.rules) this.stmts.seedFirewallRule.run(rule);
+          this.stmts.setMeta.run({ key: "seeded_at", value: now.toISOString() });
+          this.stmts.setMeta.run({ key: "seeded_from", value: config.sourcePath });
+        }
+        return { seeded: seeding, addedListeners };
+      }),
+      routes: db.transaction((listenerAddr: string): RouteSpec[] => {
+        this.requireListener(listenerAddr);
+        return this.stmts.routes.all({ listener_addr: listenerAddr }).map(toRoute);
+      }),
+      allRoutes: db.transaction((): Map<string, RouteSpec[]> => {
+        const result = new Map<string, RouteSpec[]>();
+        for (const row of this.stmts.listenerAddrs.all()) result.set(row.addr, []);
+        for (const row of this.stmts.allRoutes.all()) {
+          result.get(row.listener_addr)?.push(toRoute(row));
+        }
+        return result;
+      }),
+      addRoute: db.transaction((listenerAddr: string, route: RouteSpec): void => {
+        this.requireListener(listenerAddr);
+        this.insertRouteRow(listenerAddr, route);
+      }),
+      removeRoute: db.transaction((listenerAddr: string, hostname: string): void => {
+        this.requireListener(listenerAddr);
+        const { changes } = this.stmts.deleteRoute.run({ listener_addr: listenerAddr, hostname });
+        if (changes === 0) {
+          throw new StoreError(
+            "not_found",
+            `route ${JSON.stringify(hostname)} not found on listener ${JSON.stringify(listenerAddr)}`,
+          );
+        }
+      }),
+    };
+  }
+
+  /**
+   * Opens (creating at mode 0600 if missing) and migrates the database. The parent directory
+   * must exist: creating it here would hide a wrong `database.path`.
+   *
+   * journal_mode=WAL lets `mc-proxy snapshot` and readers run beside the writer.
+   * synchronous=FULL: with WAL, NORMAL already survives a killed process (kill -9, OOM) but may
+   * lose the last commits on power loss; FULL fsyncs the WAL at every commit, so an admin change
+   * that was acknowledged survives both. Admin writes are rare, so the fsync costs nothing that
+   * matters, and nothing on the connection path touches the database.
+   */
+  static open(path: string, options: StoreOptions = {}): Store {
+    createOrCheckFile(path, options.logger);
+    let db: Database;
+    try {
+      db = new Database(path, { readwrite: true, create: false, strict: true });
+    } catch (error) {
+      throw new StoreError(
+        "io",
+        `database ${path}: cannot open: ${describeCause(error)} (running as ${describeCurrentUser()})`,
+        { cause: error },
+      );
+    }
+    try {
+      db.run(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
+      const journal = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get();
+      if (journal?.journal_mode !== "wal") {
+        options.logger?.warn("database could not switch to WAL; snapshots will wait for writers", {
+          path,
+          journal_mode: journal?.journal_mode,
+        });
+      }
+      db.run("PRAGMA synchronous = FULL");
+      db.run("PRAGMA foreign_keys = ON");
+      migrate(db, path);
+      return new Store(db, path);
+    } catch (error) {
+      db.close();
+      if (error instanceof StoreError) throw error;
+      // Typically: not a SQLite file, or the directory is not writable so the -wal cannot be made.
+      throw new StoreError(
+        "io",
+        `database ${path}: cannot open: ${describeCause(error)} (running as ${describeCurrentUser()})`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * SPEC §3, in one transaction. Never seeded (no `seeded_at`: first run, or the file was
+   * deleted): writes every TOML listener, route and firewall rule, then `seeded_at`. Seeded: the
+   * database wins for routes and rules; only a TOML listener missing from the database is added,
+   * with its TOML routes. Listeners in the database but not in the TOML keep their rows.
+   */
+  reconcileWithConfig(config: Config, now: Date = new Date()): ReconcileResult {
+    return this.write("seed from the configuration", () =>
+      this.tx.reconcile.immediate(config, now),
+    );
+  }
+
+  /** Every listener address in the database, in the order they were added. */
+  listenerAddrs(): string[] {
+    return this.stmts.listenerAddrs.all().map((row) => row.addr);
+  }
+
+  /** The routes of one listener, ordered by hostname; not_found for an unknown listener. */
+  routes(listenerAddr: string): RouteSpec[] {
+    return this.tx.routes(listenerAddr);
+  }
+
+  /** Every listener's routes (listeners without routes map to []), read in one transaction. */
+  allRoutes(): Map<string, RouteSpec[]> {
+    return this.tx.allRoutes();
+  }
+
+  /** not_found for an unknown listener, already_exists when the hostname is taken on it. */
+  addRoute(listenerAddr: string, route: RouteSpec): void {
+    this.write(`add route ${JSON.stringify(route.hostname)}`, () =>
+      this.tx.addRoute.immediate(listenerAddr, route),
+    );
+  }
+
+  /** not_found for an unknown listener or a hostname it has no route for. */
+  removeRoute(listenerAddr: string, hostname: string): void {
+    this.write(`remove route ${JSON.stringify(hostname)}`, () =>
+      this.tx.removeRoute.immediate(listenerAddr, hostname),
+    );
+  }
+
+  /** All rules, ordered by type then value. */
+  firewallRules(): FirewallRule[] {
+    return this.stmts.firewallRules.all().map((row) => ({ type: row.type, value: row.value }));
+  }
+
+  /** already_exists when the same (type, value) is already there. */
+  addFirewallRule(rule: FirewallRule): void {
+    this.write(`add firewall rule ${firewallRuleKey(rule)}`, () => {
+      try {
+        this.stmts.insertFirewallRule.run({ type: rule.type, value: rule.value });
+      } catch (error) {
+        if (sqliteCode(error) === "SQLITE_CONSTRAINT_UNIQUE") {
+          throw new StoreError(
+            "already_exists",
+            `firewall rule ${firewallRuleKey(rule)} already exists`,
+            { cause: error },
+          );
+        }
+        throw error;
+      }
+    });
+  }
+
+  /** not_found when no such rule exists. */
+  removeFirewallRule(rule: FirewallRule): void {
+    this.write(`remove firewall rule ${firewallRuleKey(rule)}`, () => {
+      const { changes } = this.stmts.deleteFirewallRule.run({ type: rule.type, value: rule.value });
+      if (changes === 0) {
+        throw new StoreError("not_found", `firewall rule ${firewallRuleKey(rule)} not found`);
+      }
+    });
+  }
+
+  /** `VACUUM INTO destination`: see snapshotDatabase. Never overwrites (already_exists). */
+  snapshot(destination: string): void {
+    snapshotDatabase(this.db, this.path, destination);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private requireListener(listenerAddr: string): void {
+    if (this.stmts.listenerExists.get({ addr: listenerAddr }) === null) {
+      throw new StoreError("not_found", `listener ${JSON.stringify(listenerAddr)} not found`);
+    }
+  }
+
+  private insertRouteRow(listenerAddr: string, route: RouteSpec): void {
+    try {
+      this.stmts.insertRoute.run(toRouteParams(listenerAddr, route));
+    } catch (error) {
+      if (sqliteCode(error) === "SQLITE_CONSTRAINT_UNIQUE") {
+        throw new StoreError(
+          "already_exists",
+          `route ${JSON.stringify(route.hostname)} already exists on listener ${JSON.stringify(listenerAddr)}`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Runs one write (a single statement is its own transaction; the callers with several wrap
+   * them in an IMMEDIATE one, so the write lock is taken up front instead of failing with
+   * SQLITE_BUSY when a read turns into a write). Store errors pass through; anything else
+   * (locked, disk full, a CHECK that validation should have caught) becomes an `io` error.
+   */
+  private write<T>(action: string, run: () => T): T {
+    try {
+      return run();
+    } catch (error) {
+      if (error instanceof StoreError) throw error;
+      throw new StoreError("io", `database ${this.path}: ${action}: ${describeCause(error)}`, {
+        cause: error,
+      });
+    }
+  }
+}
