@@ -2,13 +2,13 @@
 
 /** A mistake in what the user gave (flags, config): exit code 2. */
 export class UsageError extends Error {
-  override readonly name = "UsageError";
+  override readonly name: string = "UsageError";
   readonly exitCode = 2;
 }
 
 /** A failure while doing the work (unreachable server, I/O): exit code 1. */
 export class RuntimeError extends Error {
-  override readonly name = "RuntimeError";
+  override readonly name: string = "RuntimeError";
   readonly exitCode = 1;
 }
 
