@@ -1,0 +1,74 @@
+// Runs a citty command tree with the exit codes of SPEC §1 and one-line error messages.
+import { type CommandDef, runCommand, showUsage } from "citty";
+import { VERSION } from "../version.ts";
+import { exitCodeFor } from "./errors.ts";
+
+const BUILT_IN_ERRORS = new Set([
+  "Error",
+  "TypeError",
+  "RangeError",
+  "ReferenceError",
+  "SyntaxError",
+]);
+
+/**
+ * `--version` prints `<program> vX.Y.Z`; `--help` prints usage; a usage mistake prints usage
+ * and the message (exit 2); a typed error prints `<program>: message` (its exit code); an
+ * untyped error is a bug and prints its stack (exit 1).
+ */
+export async function runCli(
+  main: AnyCommand,
+  program: string,
+  rawArgs: string[],
+): Promise<number> {
+  if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-V")) {
+    console.log(`${program} v${VERSION}`);
+    return 0;
+  }
+  if (rawArgs.length === 0 || rawArgs.includes("--help") || rawArgs.includes("-h")) {
+    await showUsage(...(await resolveForUsage(main, rawArgs)));
+    return rawArgs.length === 0 ? 2 : 0;
+  }
+  try {
+    await runCommand(main, { rawArgs });
+    return 0;
+  } catch (error) {
+    const name = error instanceof Error ? error.name : "";
+    if (name === "CLIError") {
+      await showUsage(...(await resolveForUsage(main, rawArgs)));
+      console.error(`${program}: ${(error as Error).message}`);
+      return 2;
+    }
+    if (error instanceof Error && !BUILT_IN_ERRORS.has(name)) {
+      console.error(`${program}: ${error.message}`);
+      return exitCodeFor(error);
+    }
+    console.error(error);
+    return 1;
+  }
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: see above.
+type AnyCommand = CommandDef<any>;
+
+/** The deepest subcommand named in rawArgs, and its parent, for usage output. */
+async function resolveForUsage(
+  main: AnyCommand,
+  rawArgs: string[],
+): Promise<[AnyCommand, AnyCommand?]> {
+  let command = main;
+  let parent: AnyCommand | undefined;
+  for (const arg of rawArgs) {
+    if (arg.startsWith("-")) break;
+    const subCommands = (await resolve(command.subCommands)) as Record<string, unknown> | undefined;
+    const next = subCommands?.[arg];
+    if (!next) break;
+    parent = command;
+    command = (await resolve(next)) as AnyCommand;
+  }
+  return parent ? [command, parent] : [command];
+}
+
+async function resolve<T>(value: T | (() => T | Promise<T>) | Promise<T>): Promise<T> {
+  return typeof value === "function" ? await (value as () => T | Promise<T>)() : await value;
+}

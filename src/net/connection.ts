@@ -1,0 +1,491 @@
+// One client connection's life (SPEC §4): PROXY header → ClientHello → route → dial → pipe → end.
+import type { Socket } from "bun";
+import type { FirewallRule } from "../config/types.ts";
+import { formatIp, type IpAddress, parseIp } from "../ip/ip.ts";
+import type { L7Session } from "../l7/handoff.ts";
+import { startL7Session } from "../l7/session.ts";
+import { decodeProxyHeader } from "../proxy-protocol/decode.ts";
+import { encodeProxyV2 } from "../proxy-protocol/v2.ts";
+import type { Route } from "../route/route-table.ts";
+import { UNRECOGNIZED_NAME_ALERT } from "../tls/alert.ts";
+import { readClientHello } from "../tls/client-hello.ts";
+import { dialBackend } from "./dial.ts";
+import type { EndReason } from "./end-reason.ts";
+import type { ListenerState } from "./listener-state.ts";
+import { pauseReading, resumeReading, WriteQueue } from "./pipe.ts";
+import type { ProxyEnv } from "./proxy-env.ts";
+
+// Phases of the state machine. Plain numbers: compared on every chunk.
+const PROXY_HEADER = 0;
+const HELLO = 1;
+const DIALING = 2;
+const PIPING = 3;
+const CLOSED = 4;
+/** An l7 route took the connection: events go to the session (src/l7). */
+const L7 = 5;
+type Phase =
+  | typeof PROXY_HEADER
+  | typeof HELLO
+  | typeof DIALING
+  | typeof PIPING
+  | typeof CLOSED
+  | typeof L7;
+
+export class Connection {
+  private phase: Phase = HELLO;
+  private readonly startedAt = performance.now();
+  /** When the current phase runs out (hello_timeout, connect_timeout), in performance.now() ms. */
+  private deadline = 0;
+  private lastActivity = this.startedAt;
+  /** The client as the firewall, limits and logs see it (from the PROXY header if any). */
+  private clientIp: IpAddress | null = null;
+  private clientAddress: string;
+  private clientPort: number;
+  private admitted = false;
+  /** Bytes read before piping starts (PROXY header, ClientHello), forwarded untouched. */
+  private pending: Uint8Array | null = null;
+  private serverName: string | null = null;
+  private route: Route | null = null;
+  private backend: Socket<Connection> | null = null;
+  private readonly toBackend = new WriteQueue();
+  private readonly toClient = new WriteQueue();
+  /** FIN received from each side. */
+  private clientEnded = false;
+  private backendEnded = false;
+  private bytesUp = 0;
+  private bytesDown = 0;
+  private blockedBy: FirewallRule | null = null;
+  private l7: L7Session | null = null;
+
+  constructor(
+    private readonly client: Socket<Connection>,
+    private readonly listener: ListenerState,
+    private readonly env: ProxyEnv,
+  ) {
+    this.clientAddress = client.remoteAddress;
+    this.clientPort = client.remotePort;
+  }
+
+  /** Accept: count, check trust/firewall/limits, start the hello clock. */
+  onOpen(): void {
+    const listener = this.listener;
+    listener.total++;
+    listener.active++;
+    this.env.open.add(this);
+    const peer = parseIp(this.clientAddress);
+    if (peer === null) {
+      this.reset("bad_hello");
+      return;
+    }
+    this.clientIp = peer;
+    this.clientAddress = formatIp(peer);
+    this.deadline = this.startedAt + this.env.timeouts.helloTimeoutMs;
+    if (listener.spec.proxyProtocol) {
+      // Reset before reading a byte: only the trusted balancers may claim a client address.
+      if (!listener.isTrustedPeer(peer)) {
+        this.reset("not_trusted");
+        return;
+      }
+      this.phase = PROXY_HEADER;
+      return;
+    }
+    this.admit();
+  }
+
+  /** Firewall, then limits, on the real client address. False when the connection was reset. */
+  private admit(): boolean {
+    const verdict = this.env.firewall.check(this.clientIp!);
+    if (verdict.blocked) {
+      this.blockedBy = verdict.rule;
+      this.env.hits.record(verdict.rule);
+      this.reset("blocked");
+      return false;
+    }
+    const listener = this.listener;
+    const { maxConnections, maxConnectionsPerIp } = listener.spec;
+    if (maxConnections > 0 && listener.admitted >= maxConnections) {
+      this.reset("limit");
+      return false;
+    }
+    const fromThisIp = listener.perIp.get(this.clientAddress) ?? 0;
+    if (maxConnectionsPerIp > 0 && fromThisIp >= maxConnectionsPerIp) {
+      this.reset("limit");
+      return false;
+    }
+    listener.perIp.set(this.clientAddress, fromThisIp + 1);
+    listener.admitted++;
+    this.admitted = true;
+    return true;
+  }
+
+  onClientData(chunk: Uint8Array): void {
+    switch (this.phase) {
+      case PIPING:
+        this.bytesUp += chunk.length;
+        this.lastActivity = performance.now();
+        if (!this.toBackend.write(this.backend!, chunk)) pauseReading(this.client);
+        return;
+      case PROXY_HEADER:
+        this.append(chunk);
+        this.readProxyHeader();
+        return;
+      case HELLO:
+        this.append(chunk);
+        this.readHello();
+        return;
+      case DIALING:
+        // Reading is paused while dialing, but a chunk already in flight may still arrive.
+        this.append(chunk);
+        return;
+      case L7:
+        this.l7!.onData(chunk);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private append(chunk: Uint8Array): void {
+    const before = this.pending;
+    if (before === null) {
+      this.pending = chunk.slice();
+      return;
+    }
+    const joined = new Uint8Array(before.length + chunk.length);
+    joined.set(before, 0);
+    joined.set(chunk, before.length);
+    this.pending = joined;
+  }
+
+  private readProxyHeader(): void {
+    const result = decodeProxyHeader(this.pending!);
+    if (result.kind === "need-more") return;
+    if (result.kind === "malformed") {
+      this.env.logger.debug("bad PROXY header", {
+        client: this.clientAddress,
+        reason: result.reason,
+      });
+      this.close("bad_proxy_header");
+      return;
+    }
+    const source = result.header.source;
+    // LOCAL and UNKNOWN carry no client: the balancer speaks for itself (health checks).
+    if (source !== null) {
+      this.clientIp = parseIp(source.address);
+      this.clientAddress = source.address;
+      this.clientPort = source.port;
+    }
+    this.pending =
+      result.length < this.pending!.length ? this.pending!.subarray(result.length) : null;
+    this.phase = HELLO;
+    if (!this.admit()) return;
+    if (this.pending !== null) this.readHello();
+  }
+
+  private readHello(): void {
+    const result = readClientHello(this.pending!);
+    if (result.kind === "need-more") return;
+    if (result.kind === "malformed") {
+      this.env.logger.debug("bad ClientHello", {
+        client: this.clientAddress,
+        reason: result.reason,
+      });
+      this.close("bad_hello");
+      return;
+    }
+    const serverName = result.hello.serverName;
+    if (serverName === null) {
+      this.refuseName("no_sni");
+      return;
+    }
+    this.serverName = serverName;
+    const match = this.listener.routes.lookup(serverName);
+    if (match === null) {
+      this.refuseName("no_route");
+      return;
+    }
+    this.route = match.route;
+    if (match.route.spec.mode === "l7") {
+      this.startL7(match.route);
+      return;
+    }
+    this.phase = DIALING;
+    this.deadline = performance.now() + this.env.timeouts.connectTimeoutMs;
+    pauseReading(this.client);
+    dialBackend(match.route, this);
+  }
+
+  /** Hands the client to an l7 session: TLS is terminated in-process (SPEC §7). */
+  private startL7(route: Route): void {
+    const client = this.client;
+    const initialBytes = this.pending!;
+    this.pending = null;
+    this.phase = L7;
+    this.l7 = startL7Session({
+      client: {
+        write: (chunk) => client.write(chunk),
+        end: () => client.end(),
+        terminate: () => client.terminate(),
+        pause: () => pauseReading(client),
+        resume: () => resumeReading(client),
+      },
+      initialBytes,
+      route,
+      clientAddress: this.clientAddress,
+      clientPort: this.clientPort,
+      localAddress: client.localAddress,
+      localPort: client.localPort,
+      viaProxyProtocol: this.listener.spec.proxyProtocol,
+      timeouts: this.env.timeouts,
+      logger: this.env.logger,
+      finish: (reason, bytesUp, bytesDown) => {
+        this.bytesUp = bytesUp;
+        this.bytesDown = bytesDown;
+        this.finish(reason);
+      },
+    });
+  }
+
+  onBackendOpen(backend: Socket<Connection>): void {
+    if (this.phase !== DIALING) {
+      // Timed out or the client left while we were dialing.
+      backend.terminate();
+      return;
+    }
+    this.backend = backend;
+    this.phase = PIPING;
+    this.lastActivity = performance.now();
+    const route = this.route!;
+    if (route.spec.sendProxyProtocol) {
+      const header = encodeProxyV2(
+        { address: this.clientAddress, port: this.clientPort },
+        { address: this.client.localAddress, port: this.client.localPort },
+      );
+      this.toBackend.write(backend, header);
+    }
+    const hello = this.pending!;
+    this.pending = null;
+    if (this.toBackend.write(backend, hello)) {
+      if (this.clientEnded) backend.shutdown();
+      else resumeReading(this.client);
+    }
+  }
+
+  onDialError(error: Error): void {
+    if (this.phase !== DIALING) return;
+    this.warnDial(errorText(error));
+    this.reset("dial_failed");
+  }
+
+  private warnDial(reason: string): void {
+    this.env.logger.warn("dial backend failed", {
+      client: this.clientAddress,
+      listener: this.listener.addr,
+      sni: this.serverName,
+      backend: this.route!.spec.backend,
+      error: reason,
+    });
+  }
+
+  onBackendData(chunk: Uint8Array): void {
+    if (this.phase !== PIPING) return;
+    this.bytesDown += chunk.length;
+    this.lastActivity = performance.now();
+    if (!this.toClient.write(this.client, chunk)) pauseReading(this.backend!);
+  }
+
+  onClientDrain(): void {
+    if (this.phase === L7) {
+      this.l7!.onDrain();
+      return;
+    }
+    if (this.phase !== PIPING || !this.toClient.flush(this.client)) return;
+    if (this.backendEnded) {
+      this.client.shutdown();
+      this.finishIfBothEnded();
+    } else {
+      resumeReading(this.backend!);
+    }
+  }
+
+  onBackendDrain(): void {
+    if (this.phase !== PIPING || !this.toBackend.flush(this.backend!)) return;
+    if (this.clientEnded) {
+      this.backend!.shutdown();
+      this.finishIfBothEnded();
+    } else {
+      resumeReading(this.client);
+    }
+  }
+
+  /** The client sent FIN: pass it on once its bytes are through (half-close, SPEC §4 step 5). */
+  onClientEnd(): void {
+    this.clientEnded = true;
+    switch (this.phase) {
+      case PROXY_HEADER:
+        this.close("bad_proxy_header");
+        return;
+      case HELLO:
+        this.close("bad_hello");
+        return;
+      case PIPING:
+        if (this.toBackend.isEmpty) {
+          this.backend!.shutdown();
+          this.finishIfBothEnded();
+        }
+        return;
+      case L7:
+        this.l7!.onEnd();
+        return;
+      default:
+        // DIALING: onBackendOpen passes the FIN on after the buffered bytes.
+        return;
+    }
+  }
+
+  onBackendEnd(): void {
+    this.backendEnded = true;
+    if (this.phase === PIPING && this.toClient.isEmpty) {
+      this.client.shutdown();
+      this.finishIfBothEnded();
+    }
+  }
+
+  private finishIfBothEnded(): void {
+    if (this.clientEnded && this.backendEnded && this.toClient.isEmpty && this.toBackend.isEmpty) {
+      this.close("closed");
+    }
+  }
+
+  /** The client socket is gone. A reset is passed on as a reset; a clean close as FIN. */
+  onClientClose(error?: Error): void {
+    if (this.phase === CLOSED) return;
+    if (this.phase === L7) {
+      // The session reports its end through finish(); make sure it has one.
+      this.l7!.onClose(error);
+      this.finish("closed");
+      return;
+    }
+    this.finish(this.phase === PIPING || this.phase === DIALING ? "closed" : "bad_hello");
+    const backend = this.backend;
+    if (backend !== null) {
+      if (error) backend.terminate();
+      else backend.end();
+    }
+  }
+
+  onBackendClose(error?: Error): void {
+    if (this.phase !== PIPING) return;
+    if (!error && !this.toClient.isEmpty) {
+      // Let the queued bytes reach the client; its drain or close ends the connection.
+      this.backendEnded = true;
+      return;
+    }
+    this.finish("closed");
+    if (error) this.client.terminate();
+    else this.client.end();
+  }
+
+  /** Called by the sweep: enforce hello_timeout, connect_timeout and idle_timeout. */
+  checkDeadline(now: number): void {
+    switch (this.phase) {
+      case PROXY_HEADER:
+      case HELLO:
+        if (now >= this.deadline) this.close("hello_timeout");
+        return;
+      case DIALING:
+        if (now >= this.deadline) {
+          this.warnDial(`timed out after ${this.env.timeouts.connectTimeoutMs}ms`);
+          this.reset("dial_failed");
+        }
+        return;
+      case PIPING:
+        if (now - this.lastActivity >= this.env.timeouts.idleTimeoutMs) this.close("idle_timeout");
+        return;
+      case L7:
+        if (now - this.l7!.lastActivity() >= this.env.timeouts.idleTimeoutMs) {
+          this.l7!.abort();
+          this.finish("idle_timeout");
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Shutdown deadline: whatever is still open is cut. */
+  abort(): void {
+    this.finish("shutdown");
+    this.l7?.abort();
+    this.backend?.terminate();
+    this.client.terminate();
+  }
+
+  /** TCP RST to the client: nothing is sent, the peer sees ECONNRESET. */
+  private reset(reason: EndReason): void {
+    this.finish(reason);
+    this.client.terminate();
+  }
+
+  /** SPEC §4 step 3: a fatal unrecognized_name alert, then FIN. */
+  private refuseName(reason: "no_sni" | "no_route"): void {
+    this.client.write(UNRECOGNIZED_NAME_ALERT);
+    this.close(reason);
+  }
+
+  /** FIN to both sides. */
+  private close(reason: EndReason): void {
+    this.finish(reason);
+    this.client.end();
+    this.backend?.end();
+  }
+
+  /**
+   * Book-keeping and the one log line; safe to reach more than once. Called before the
+   * sockets are closed: Bun may run a close handler synchronously inside end()/terminate(),
+   * and that handler must find the connection already finished with the right reason.
+   */
+  private finish(reason: EndReason): void {
+    if (this.phase === CLOSED) return;
+    this.phase = CLOSED;
+    this.pending = null;
+    this.toBackend.clear();
+    this.toClient.clear();
+    const listener = this.listener;
+    this.env.open.delete(this);
+    listener.active--;
+    if (this.admitted) {
+      listener.admitted--;
+      const count = listener.perIp.get(this.clientAddress)! - 1;
+      if (count === 0) listener.perIp.delete(this.clientAddress);
+      else listener.perIp.set(this.clientAddress, count);
+    }
+    listener.ends[reason]++;
+    listener.bytesUp += this.bytesUp;
+    listener.bytesDown += this.bytesDown;
+    const logger = this.env.logger;
+    if (logger.enabled("info")) {
+      logger.info("connection", {
+        client:
+          this.clientIp?.family === 6
+            ? `[${this.clientAddress}]:${this.clientPort}`
+            : `${this.clientAddress}:${this.clientPort}`,
+        listener: listener.addr,
+        sni: this.serverName ?? "",
+        route: this.route?.spec.hostname ?? "",
+        backend: this.route?.spec.backend ?? "",
+        bytes_up: this.bytesUp,
+        bytes_down: this.bytesDown,
+        duration_ms: Math.round(performance.now() - this.startedAt),
+        outcome: reason,
+        ...(this.blockedBy ? { rule_type: this.blockedBy.type, rule: this.blockedBy.value } : {}),
+      });
+    }
+    this.env.onConnectionEnd?.();
+  }
+}
+
+function errorText(error: Error): string {
+  const code = (error as { code?: string }).code;
+  return code ? `${code}: ${error.message}` : error.message;
+}

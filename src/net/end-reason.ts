@@ -1,0 +1,40 @@
+// Why a connection ended: one value per connection, logged and counted.
+
+/**
+ * - blocked: the firewall matched the client (TCP RST)
+ * - limit: over max_connections or max_connections_per_ip (TCP RST)
+ * - not_trusted: proxy_protocol_from does not list the peer (TCP RST)
+ * - bad_proxy_header: missing, malformed or slow PROXY header
+ * - no_sni / no_route: unrecognized_name alert sent
+ * - bad_hello: not TLS, malformed, too large, or the client gave up before finishing it
+ * - hello_timeout: no complete ClientHello within hello_timeout
+ * - dial_failed: backend refused, unreachable or slower than connect_timeout (TCP RST)
+ * - idle_timeout: no bytes either way for idle_timeout
+ * - shutdown: still open when shutdown_timeout ran out
+ * - closed: a normal end after piping
+ */
+export const END_REASONS = [
+  "blocked",
+  "limit",
+  "not_trusted",
+  "bad_proxy_header",
+  "no_sni",
+  "no_route",
+  "bad_hello",
+  "hello_timeout",
+  "dial_failed",
+  "idle_timeout",
+  "shutdown",
+  "closed",
+] as const;
+
+export type EndReason = (typeof END_REASONS)[number];
+
+/** Plain integer counters, one per reason: no allocation on the connection path. */
+export type EndCounters = Record<EndReason, number>;
+
+export function newEndCounters(): EndCounters {
+  const counters = {} as EndCounters;
+  for (const reason of END_REASONS) counters[reason] = 0;
+  return counters;
+}

@@ -1,0 +1,43 @@
+// Per-listener runtime state shared by its connections: route table, trust list, counters.
+import type { ListenerSpec } from "../config/types.ts";
+import { type Cidr, cidrContains, type IpAddress, parseCidr } from "../ip/ip.ts";
+import { RouteTable } from "../route/route-table.ts";
+import { type EndCounters, newEndCounters } from "./end-reason.ts";
+
+export class ListenerState {
+  /** Replaced whole by the admin API; each connection reads it once, when it routes. */
+  routes: RouteTable;
+  /** Open sockets right now, admitted or not yet. */
+  active = 0;
+  /** Accepted since start. */
+  total = 0;
+  /** Past the firewall and the limits: what max_connections counts. */
+  admitted = 0;
+  /** Admitted connections per client address (canonical text), for max_connections_per_ip. */
+  readonly perIp = new Map<string, number>();
+  readonly ends: EndCounters = newEndCounters();
+  bytesUp = 0;
+  bytesDown = 0;
+  /** proxy_protocol_from, compiled once. */
+  private readonly trusted: Cidr[];
+
+  constructor(readonly spec: ListenerSpec) {
+    this.routes = new RouteTable(spec.routes);
+    this.trusted = spec.proxyProtocolFrom.map((text) => {
+      const parsed = parseCidr(text);
+      if ("error" in parsed) throw new Error(`proxy_protocol_from ${text}: ${parsed.error}`);
+      return parsed.cidr;
+    });
+  }
+
+  get addr(): string {
+    return this.spec.addr;
+  }
+
+  /** True when the peer may connect: always without proxy_protocol_from, else a listed network. */
+  isTrustedPeer(address: IpAddress): boolean {
+    if (this.trusted.length === 0) return true;
+    for (const cidr of this.trusted) if (cidrContains(cidr, address)) return true;
+    return false;
+  }
+}

@@ -1,0 +1,18 @@
+// What every connection of the process shares: firewall, timeouts, logger, the open set.
+import type { ProxyTimeouts } from "../config/types.ts";
+import type { Firewall } from "../firewall/firewall.ts";
+import type { FirewallHits } from "../firewall/hits.ts";
+import type { Logger } from "../log/logger.ts";
+import type { Connection } from "./connection.ts";
+
+export interface ProxyEnv {
+  /** Replaced whole when rules change or GeoIP reloads; read once per connection. */
+  firewall: Firewall;
+  readonly hits: FirewallHits;
+  readonly logger: Logger;
+  readonly timeouts: ProxyTimeouts;
+  /** Every open connection, for the deadline sweep and for shutdown. */
+  readonly open: Set<Connection>;
+  /** Called whenever a connection ends, so shutdown can notice the last one. */
+  onConnectionEnd: (() => void) | null;
+}

@@ -1,0 +1,77 @@
+// A listener's hostname → route map: exact names first, then `*.parent` (one label), immutable.
+import { parseHostPort } from "../config/address.ts";
+import type { SecureContext } from "node:tls";
+import type { RouteSpec } from "../config/types.ts";
+import { CertificateError, loadRouteCertificate } from "../l7/certificates.ts";
+
+/** A route with its backend address parsed once, at table build time, not per connection. */
+export interface Route {
+  spec: RouteSpec;
+  backendHost: string;
+  backendPort: number;
+  /** l7: the route's certificate and key, loaded when the table is built; null for l4. */
+  secureContext: SecureContext | null;
+}
+
+export type RouteMatch = { route: Route; match: "exact" | "wildcard" };
+
+/**
+ * Built once from a listener's routes and replaced whole when they change, so a connection
+ * that looked up a route keeps a consistent view while the admin API swaps in a new table.
+ * Hostnames are already normalised (lower case, no trailing dot) by validateRoute.
+ */
+export class RouteTable {
+  private readonly exact = new Map<string, Route>();
+  /** Keyed by the parent domain: `*.example.com` is stored under `example.com`. */
+  private readonly wildcard = new Map<string, Route>();
+  readonly routes: readonly RouteSpec[];
+
+  /**
+   * Routes must be validated (validateRoute); an unparsable backend throws here, naming it.
+   * l7 certificates are read here, so a connection never touches the disk and an unusable
+   * file fails the start or the route change (CertificateError, naming route and path).
+   */
+  constructor(routes: readonly RouteSpec[]) {
+    this.routes = routes;
+    for (const spec of routes) {
+      const parsed = parseHostPort(spec.backend, { allowEmptyHost: false, allowPortZero: false });
+      if ("error" in parsed)
+        throw new Error(`route ${spec.hostname} backend ${spec.backend}: ${parsed.error}`);
+      const route: Route = {
+        spec,
+        backendHost: parsed.value.host,
+        backendPort: parsed.value.port,
+        secureContext: spec.mode === "l7" ? routeCertificate(spec) : null,
+      };
+      if (spec.hostname.startsWith("*.")) this.wildcard.set(spec.hostname.slice(2), route);
+      else this.exact.set(spec.hostname, route);
+    }
+  }
+
+  get size(): number {
+    return this.routes.length;
+  }
+
+  /**
+   * The route for an SNI name (already lower-cased by the ClientHello reader). A wildcard
+   * matches exactly one label: `*.example.com` takes `a.example.com`, not `a.b.example.com`
+   * and not `example.com` (as in RFC 6125 §6.4.3 certificate matching).
+   */
+  lookup(serverName: string): RouteMatch | null {
+    const exact = this.exact.get(serverName);
+    if (exact) return { route: exact, match: "exact" };
+    const dot = serverName.indexOf(".");
+    if (dot <= 0) return null;
+    const wildcard = this.wildcard.get(serverName.slice(dot + 1));
+    return wildcard ? { route: wildcard, match: "wildcard" } : null;
+  }
+}
+
+function routeCertificate(spec: RouteSpec): SecureContext {
+  try {
+    return loadRouteCertificate(spec.tlsCert, spec.tlsKey);
+  } catch (error) {
+    if (!(error instanceof CertificateError)) throw error;
+    throw new CertificateError(`route ${spec.hostname}: ${error.message}`, { cause: error });
+  }
+}

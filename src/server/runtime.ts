@@ -1,0 +1,143 @@
+// The running proxy's swappable state: route tables per listener and the compiled firewall.
+import type { Config, FirewallRule, RouteSpec } from "../config/types.ts";
+import { Firewall } from "../firewall/firewall.ts";
+import { GeoIpDatabase } from "../firewall/geoip.ts";
+import { FirewallHits } from "../firewall/hits.ts";
+import type { Logger } from "../log/logger.ts";
+import type { Connection } from "../net/connection.ts";
+import { ListenerState } from "../net/listener-state.ts";
+import type { ProxyEnv } from "../net/proxy-env.ts";
+import { RouteTable } from "../route/route-table.ts";
+
+export interface ListenerStatus {
+  addr: string;
+  routeCount: number;
+  activeConnections: number;
+  proxyProtocol: boolean;
+}
+
+export interface RuntimeStatus {
+  version: string;
+  startedAt: Date;
+  totalConnections: number;
+  listeners: ListenerStatus[];
+}
+
+/**
+ * Holds what the connection path reads: it never queries the database. The admin API
+ * commits to the store first and then calls replaceRoutes / replaceFirewallRules with what
+ * the store now holds, so a failed commit leaves this untouched.
+ */
+export class Runtime {
+  readonly env: ProxyEnv;
+  readonly startedAt = new Date();
+  private readonly listeners = new Map<string, ListenerState>();
+  private geoip: GeoIpDatabase | null;
+  private rules: FirewallRule[];
+
+  constructor(options: {
+    config: Config;
+    routes: ReadonlyMap<string, RouteSpec[]>;
+    rules: FirewallRule[];
+    geoip: GeoIpDatabase | null;
+    logger: Logger;
+    version: string;
+  }) {
+    this.version = options.version;
+    this.geoip = options.geoip;
+    this.rules = options.rules;
+    this.env = {
+      firewall: Firewall.compile(options.rules, options.geoip),
+      hits: new FirewallHits(),
+      logger: options.logger,
+      timeouts: options.config.proxy,
+      open: new Set<Connection>(),
+      onConnectionEnd: null,
+    };
+    for (const spec of options.config.listeners) {
+      const routes = options.routes.get(spec.addr) ?? spec.routes;
+      this.listeners.set(spec.addr, new ListenerState({ ...spec, routes }));
+    }
+  }
+
+  readonly version: string;
+
+  listenerStates(): ListenerState[] {
+    return [...this.listeners.values()];
+  }
+
+  hasListener(addr: string): boolean {
+    return this.listeners.has(addr);
+  }
+
+  /** The route table a listener serves now (for Explain and tests). */
+  routeTable(addr: string): RouteTable | null {
+    return this.listeners.get(addr)?.routes ?? null;
+  }
+
+  /** Swaps the listener's route table whole; the next connection sees the new one. */
+  replaceRoutes(addr: string, routes: RouteSpec[]): void {
+    const state = this.listeners.get(addr);
+    if (!state) throw new Error(`unknown listener ${JSON.stringify(addr)}`);
+    state.routes = new RouteTable(routes);
+  }
+
+  /**
+   * Why these rules cannot be applied, or null. Asked before committing: a country rule
+   * with no GeoIP database would commit fine and then fail to compile.
+   */
+  firewallRulesError(rules: readonly FirewallRule[]): string | null {
+    try {
+      Firewall.compile(rules, this.geoip);
+      return null;
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    }
+  }
+
+  /** Compiles and swaps the firewall; new connections are checked against it at once. */
+  replaceFirewallRules(rules: FirewallRule[]): void {
+    this.env.firewall = Firewall.compile(rules, this.geoip);
+    this.rules = rules;
+  }
+
+  firewallRules(): readonly FirewallRule[] {
+    return this.rules;
+  }
+
+  /**
+   * SIGHUP: reopen the GeoIP file and recompile the firewall with it. A file that fails to
+   * load keeps the previous database (SPEC §5), and the error is logged.
+   */
+  reloadGeoIp(path: string): void {
+    const logger = this.env.logger;
+    let geoip: GeoIpDatabase;
+    try {
+      geoip = GeoIpDatabase.open(path);
+    } catch (error) {
+      logger.error("GeoIP reload failed, keeping the previous database", {
+        path,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return;
+    }
+    this.geoip = geoip;
+    this.env.firewall = Firewall.compile(this.rules, geoip);
+    logger.info("GeoIP database reloaded", { path, build: geoip.buildEpoch?.toISOString() ?? "" });
+  }
+
+  status(): RuntimeStatus {
+    let totalConnections = 0;
+    const listeners: ListenerStatus[] = [];
+    for (const state of this.listeners.values()) {
+      totalConnections += state.total;
+      listeners.push({
+        addr: state.addr,
+        routeCount: state.routes.size,
+        activeConnections: state.active,
+        proxyProtocol: state.spec.proxyProtocol,
+      });
+    }
+    return { version: this.version, startedAt: this.startedAt, totalConnections, listeners };
+  }
+}

@@ -1,0 +1,182 @@
+// `mc-proxy server`: config → store → runtime → listeners and admin API, plus signals.
+import { loadConfig } from "../config/load-config.ts";
+import type { Config } from "../config/types.ts";
+import { GeoIpDatabase } from "../firewall/geoip.ts";
+import type { Logger } from "../log/logger.ts";
+import { type RunningListener, startListener } from "../net/listener.ts";
+import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
+import { Store } from "../store/store.ts";
+import { VERSION } from "../version.ts";
+import { Runtime } from "./runtime.ts";
+
+export interface RunningServer {
+  runtime: Runtime;
+  listeners: RunningListener[];
+  /** Stops accepting, drains for up to shutdown_timeout, closes the rest. */
+  shutdown(reason: string): Promise<void>;
+}
+
+/**
+ * Starts everything from a config file. Throws (ConfigError, StoreError, ListenError,
+ * GeoIpError…) before anything listens when the config or its files are unusable, so a bad
+ * start never half-serves.
+ */
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const store = Store.open(config.database.path);
+  let running: RunningListener[] = [];
+  let stopAdmin: (() => Promise<void>) | null = null;
+  try {
+    const reconciled = store.reconcileWithConfig(config);
+    if (reconciled.seeded)
+      logger.info("database seeded from config", { path: config.database.path });
+    for (const addr of reconciled.addedListeners) {
+      if (!reconciled.seeded) logger.info("listener added from config", { listener: addr });
+    }
+    warnDormantListeners(config, store.listenerAddrs(), logger);
+    const geoip = config.firewall.geoipDb ? GeoIpDatabase.open(config.firewall.geoipDb) : null;
+    const runtime = new Runtime({
+      config,
+      routes: store.allRoutes(),
+      rules: store.firewallRules(),
+      geoip,
+      logger,
+      version: VERSION,
+    });
+    for (const state of runtime.listenerStates()) {
+      const listener = startListener(state, runtime.env);
+      running.push(listener);
+      logger.info("listening", {
+        listener: state.addr,
+        addr: formatBound(listener.hostname, listener.port),
+        routes: state.routes.size,
+        proxy_protocol: state.spec.proxyProtocol,
+      });
+    }
+    if (config.grpc) {
+      const { startAdminServer } = await import("../admin/server.ts");
+      const admin = await startAdminServer({
+        grpc: config.grpc,
+        store,
+        runtime,
+        logger,
+        version: VERSION,
+      });
+      stopAdmin = admin.stop;
+      logger.info("admin API listening", {
+        addr: formatBound(hostOf(config.grpc.addr), admin.port),
+        mtls: config.grpc.clientCa !== "",
+      });
+    }
+    const stopSweep = startDeadlineSweep(
+      runtime.env,
+      sweepTickMs([
+        config.proxy.helloTimeoutMs,
+        config.proxy.connectTimeoutMs,
+        config.proxy.idleTimeoutMs,
+      ]),
+    );
+    logger.info("mc-proxy started", { version: VERSION, listeners: running.length });
+
+    let stopping: Promise<void> | null = null;
+    const shutdown = (reason: string): Promise<void> => {
+      stopping ??= drainAndStop({
+        reason,
+        config,
+        runtime,
+        running,
+        stopAdmin,
+        stopSweep,
+        store,
+        logger,
+      });
+      return stopping;
+    };
+    return { runtime, listeners: running, shutdown };
+  } catch (error) {
+    for (const listener of running) listener.stopAccepting();
+    running = [];
+    await stopAdmin?.();
+    store.close();
+    throw error;
+  }
+}
+
+async function drainAndStop(options: {
+  reason: string;
+  config: Config;
+  runtime: Runtime;
+  running: RunningListener[];
+  stopAdmin: (() => Promise<void>) | null;
+  stopSweep: () => void;
+  store: Store;
+  logger: Logger;
+}): Promise<void> {
+  const { runtime, logger } = options;
+  const env = runtime.env;
+  const timeoutMs = options.config.proxy.shutdownTimeoutMs;
+  logger.info(`received ${options.reason}, shutting down`, {
+    active: env.open.size,
+    shutdown_timeout_ms: timeoutMs,
+  });
+  for (const listener of options.running) listener.stopAccepting();
+  if (env.open.size > 0) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      env.onConnectionEnd = () => {
+        if (env.open.size === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+    });
+  }
+  const remaining = env.open.size;
+  for (const connection of [...env.open]) connection.abort();
+  if (remaining > 0)
+    logger.warn("shutdown timeout reached, closed open connections", { closed: remaining });
+  options.stopSweep();
+  await options.stopAdmin?.();
+  options.store.close();
+  logger.info("stopped");
+}
+
+/** Listeners kept in the database whose addr the config no longer names: not served. */
+function warnDormantListeners(config: Config, stored: string[], logger: Logger): void {
+  const configured = new Set(config.listeners.map((listener) => listener.addr));
+  for (const addr of stored) {
+    if (!configured.has(addr)) {
+      logger.warn("listener in database but not in config, not serving it", { listener: addr });
+    }
+  }
+}
+
+function hostOf(addr: string): string {
+  const colon = addr.lastIndexOf(":");
+  const host = addr.slice(0, colon);
+  return host.startsWith("[") ? host.slice(1, -1) : host;
+}
+
+function formatBound(hostname: string, port: number): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+/** Runs the server until SIGTERM/SIGINT; SIGHUP reloads GeoIP. Resolves when stopped. */
+export async function runServer(configPath: string, logger: Logger): Promise<void> {
+  const config = loadConfig(configPath);
+  const server = await startServer(config, logger);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      server.shutdown(signal).then(resolve, (error) => {
+        logger.error("shutdown failed", { error: String(error) });
+        resolve();
+      });
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGHUP", () => {
+      logger.info("received SIGHUP, reloading GeoIP database");
+      if (config.firewall.geoipDb) server.runtime.reloadGeoIp(config.firewall.geoipDb);
+      else logger.warn("no geoip_db configured, nothing to reload");
+    });
+  });
+}
