@@ -1,0 +1,231 @@
+// ProxyAdminService: validate, commit to the store, then apply to the runtime (SPEC §3, §8).
+import { type handleUnaryCall, status } from "@grpc/grpc-js";
+import type {
+  FirewallRule as ProtoFirewallRule,
+  ProxyAdminServiceServer,
+} from "../../gen/mc_proxy/v1/admin.ts";
+import type { FirewallRule } from "../config/types.ts";
+import { validateFirewallRule } from "../firewall/rule.ts";
+import type { Logger } from "../log/logger.ts";
+import { normalizeHostname, validateRoute } from "../route/validate.ts";
+import type { Runtime } from "../server/runtime.ts";
+import { type Store, StoreError } from "../store/index.ts";
+import {
+  routeInputFromProto,
+  routeToProto,
+  ruleToProto,
+  ruleTypeFromProto,
+  ruleTypeName,
+  statusToProto,
+} from "./convert.ts";
+import { invalidArgument, notFound, RpcError } from "./rpc-error.ts";
+
+/** What the admin service changes and reads. */
+export interface AdminServiceDeps {
+  store: Store;
+  runtime: Pick<
+    Runtime,
+    "hasListener" | "replaceRoutes" | "replaceFirewallRules" | "firewallRulesError" | "status"
+  >;
+  logger: Logger;
+  /** The release version GetStatus reports. */
+  version: string;
+}
+
+/**
+ * The handlers of mc_proxy.v1.ProxyAdminService.
+ *
+ * Every handler is synchronous from the first read to the last write (bun:sqlite is
+ * synchronous, and nothing here awaits), so two calls never interleave: after each call the
+ * runtime holds exactly what the store holds, even under many concurrent calls. A mutation
+ * commits first and is applied second, re-reading the store, so a failed commit changes nothing
+ * and the runtime can only ever hold committed state.
+ */
+export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceServer {
+  const { store, runtime, logger, version } = deps;
+
+  /** The listener's addr when it is both configured (running) and in the database. */
+  function requireListener(addr: string): string {
+    if (addr === "") {
+      throw invalidArgument(`listener_addr is required (listeners: ${knownListeners()})`);
+    }
+    const running = runtime.hasListener(addr);
+    const stored = store.listenerAddrs().includes(addr);
+    if (running && stored) return addr;
+    if (running) {
+      // Start-up writes every configured listener into the database; this means it was lost.
+      throw notFound(`listener_addr ${JSON.stringify(addr)}: running but not in the database`);
+    }
+    if (stored) {
+      throw notFound(
+        `listener_addr ${JSON.stringify(addr)}: in the database but not running (not in the config); listeners: ${knownListeners()}`,
+      );
+    }
+    throw notFound(
+      `listener_addr ${JSON.stringify(addr)}: no such listener (listeners: ${knownListeners()})`,
+    );
+  }
+
+  function knownListeners(): string {
+    const addrs = runtime.status().listeners.map((listener) => JSON.stringify(listener.addr));
+    return addrs.length === 0 ? "none" : addrs.join(", ");
+  }
+
+  function ruleFromRequest(rule: ProtoFirewallRule | undefined): FirewallRule {
+    if (rule === undefined) throw invalidArgument("rule is required");
+    const type = ruleTypeFromProto(rule.type);
+    if (type === null) {
+      throw invalidArgument(
+        `rule.type ${ruleTypeName(rule.type)}: expected FIREWALL_RULE_TYPE_IP, FIREWALL_RULE_TYPE_CIDR or FIREWALL_RULE_TYPE_COUNTRY`,
+      );
+    }
+    const result = validateFirewallRule(type, rule.value);
+    if ("error" in result) throw invalidArgument(result.error);
+    return result.rule;
+  }
+
+  // After a commit: the runtime takes what the store now holds, not what the request said.
+  function applyRoutes(addr: string): void {
+    applyCommitted(() => runtime.replaceRoutes(addr, store.routes(addr)));
+  }
+
+  function applyFirewallRules(): void {
+    applyCommitted(() => runtime.replaceFirewallRules(store.firewallRules()));
+  }
+
+  return {
+    listRoutes: unary("ListRoutes", logger, (request) => {
+      const addr = requireListener(request.listenerAddr);
+      return { routes: store.routes(addr).map(routeToProto) };
+    }),
+
+    addRoute: unary("AddRoute", logger, (request, peer) => {
+      if (request.route === undefined) throw invalidArgument("route is required");
+      const result = validateRoute(routeInputFromProto(request.route));
+      if ("error" in result) throw invalidArgument(result.error);
+      const addr = requireListener(request.listenerAddr);
+      const route = result.route;
+      store.addRoute(addr, route);
+      applyRoutes(addr);
+      logger.info("route added", {
+        listener: addr,
+        hostname: route.hostname,
+        backend: route.backend,
+        mode: route.mode,
+        peer,
+      });
+      return {};
+    }),
+
+    removeRoute: unary("RemoveRoute", logger, (request, peer) => {
+      const hostname = normalizeHostname(request.hostname);
+      if (hostname === null) {
+        throw invalidArgument(
+          `hostname ${JSON.stringify(request.hostname)}: expected a DNS name or *.parent.domain`,
+        );
+      }
+      const addr = requireListener(request.listenerAddr);
+      store.removeRoute(addr, hostname);
+      applyRoutes(addr);
+      logger.info("route removed", { listener: addr, hostname, peer });
+      return {};
+    }),
+
+    getFirewallRules: unary("GetFirewallRules", logger, () => {
+      return { rules: store.firewallRules().map(ruleToProto) };
+    }),
+
+    addFirewallRule: unary("AddFirewallRule", logger, (request, peer) => {
+      const rule = ruleFromRequest(request.rule);
+      // A country rule without a GeoIP database would commit and then fail to compile:
+      // refuse it before the commit so the database never holds rules the proxy cannot run.
+      const problem = runtime.firewallRulesError([...store.firewallRules(), rule]);
+      if (problem !== null) {
+        throw new RpcError(status.FAILED_PRECONDITION, problem);
+      }
+      store.addFirewallRule(rule);
+      applyFirewallRules();
+      logger.info("firewall rule added", { type: rule.type, value: rule.value, peer });
+      return {};
+    }),
+
+    removeFirewallRule: unary("RemoveFirewallRule", logger, (request, peer) => {
+      const rule = ruleFromRequest(request.rule);
+      store.removeFirewallRule(rule);
+      applyFirewallRules();
+      logger.info("firewall rule removed", { type: rule.type, value: rule.value, peer });
+      return {};
+    }),
+
+    getStatus: unary("GetStatus", logger, () => statusToProto({ ...runtime.status(), version })),
+  };
+}
+
+/** Thrown when a change committed but the runtime refused it: the two now differ until restart. */
+class ApplyError extends Error {
+  override readonly name = "ApplyError";
+}
+
+function applyCommitted(apply: () => void): void {
+  try {
+    apply();
+  } catch (error) {
+    throw new ApplyError(
+      `the change was committed to the database but applying it to the running proxy failed: ${describe(error)}; a restart applies it`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Wraps a synchronous handler: its result is the response; an RpcError or StoreError becomes
+ * the matching status with its message; anything else is INTERNAL and logged, since it is a bug
+ * or an I/O failure the operator has to see in the server log.
+ */
+function unary<Req, Res>(
+  rpc: string,
+  logger: Logger,
+  handle: (request: Req, peer: string) => Res,
+): handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const peer = call.getPeer();
+    let response: Res;
+    try {
+      response = handle(call.request, peer);
+    } catch (error) {
+      const refusal = toStatus(error);
+      if (refusal.code === status.INTERNAL) {
+        logger.error("admin call failed", { rpc, peer, error: describe(error) });
+      } else {
+        logger.info("admin call refused", {
+          rpc,
+          peer,
+          code: status[refusal.code],
+          error: refusal.details,
+        });
+      }
+      callback(refusal);
+      return;
+    }
+    callback(null, response);
+  };
+}
+
+function toStatus(error: unknown): { code: status; details: string } {
+  let code = status.INTERNAL;
+  let details = `internal error: ${describe(error)}`;
+  if (error instanceof RpcError) {
+    code = error.code;
+    details = error.message;
+  } else if (error instanceof StoreError && error.code !== "io") {
+    code = error.code === "not_found" ? status.NOT_FOUND : status.ALREADY_EXISTS;
+    details = error.message;
+  } else if (error instanceof StoreError || error instanceof ApplyError) {
+    details = error.message;
+  }
+  return { code, details };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,134 @@
+// The one mapping between generated protobuf types (gen/) and the domain types, both ways.
+
+import {
+  type FirewallRule as ProtoFirewallRule,
+  type Route as ProtoRoute,
+  FirewallRuleType as ProtoRuleType,
+  type GetStatusResponse as ProtoStatus,
+} from "../../gen/mc_proxy/v1/admin.ts";
+import type { FirewallRule, FirewallRuleType, RouteMode, RouteSpec } from "../config/types.ts";
+import type { RouteInput } from "../route/validate.ts";
+import type { ListenerStatus, RuntimeStatus } from "../server/runtime.ts";
+
+const RULE_TYPE_TO_PROTO: Record<FirewallRuleType, ProtoRuleType> = {
+  ip: ProtoRuleType.FIREWALL_RULE_TYPE_IP,
+  cidr: ProtoRuleType.FIREWALL_RULE_TYPE_CIDR,
+  country: ProtoRuleType.FIREWALL_RULE_TYPE_COUNTRY,
+};
+
+/**
+ * The domain name of a wire rule type, or null for FIREWALL_RULE_TYPE_UNSPECIFIED and numbers
+ * this version does not know (ts-proto decodes those as UNRECOGNIZED).
+ */
+export function ruleTypeFromProto(type: ProtoRuleType): FirewallRuleType | null {
+  switch (type) {
+    case ProtoRuleType.FIREWALL_RULE_TYPE_IP:
+      return "ip";
+    case ProtoRuleType.FIREWALL_RULE_TYPE_CIDR:
+      return "cidr";
+    case ProtoRuleType.FIREWALL_RULE_TYPE_COUNTRY:
+      return "country";
+    default:
+      return null;
+  }
+}
+
+export function ruleTypeToProto(type: FirewallRuleType): ProtoRuleType {
+  return RULE_TYPE_TO_PROTO[type];
+}
+
+/** `FIREWALL_RULE_TYPE_UNSPECIFIED`, or the number when it has no name, for messages. */
+export function ruleTypeName(type: ProtoRuleType): string {
+  return ProtoRuleType[type] === undefined || type === ProtoRuleType.UNRECOGNIZED
+    ? String(type)
+    : ProtoRuleType[type];
+}
+
+/** A rule as the server sent it; the server only sends the three known types. */
+export function ruleFromProtoStrict(rule: ProtoFirewallRule): FirewallRule {
+  const type = ruleTypeFromProto(rule.type);
+  if (type === null) throw new Error(`server sent firewall rule type ${ruleTypeName(rule.type)}`);
+  return { type, value: rule.value };
+}
+
+export function ruleToProto(rule: FirewallRule): ProtoFirewallRule {
+  return { type: ruleTypeToProto(rule.type), value: rule.value };
+}
+
+/** A wire route as user input: validateRoute decides what it means (`mode` "" is l4). */
+export function routeInputFromProto(route: ProtoRoute): RouteInput {
+  return {
+    hostname: route.hostname,
+    backend: route.backend,
+    mode: route.mode,
+    tlsCert: route.tlsCert,
+    tlsKey: route.tlsKey,
+    backendTls: route.backendTls,
+    sendProxyProtocol: route.sendProxyProtocol,
+  };
+}
+
+export function routeInputToProto(route: RouteInput): ProtoRoute {
+  return {
+    hostname: route.hostname,
+    backend: route.backend,
+    mode: route.mode ?? "",
+    tlsCert: route.tlsCert ?? "",
+    tlsKey: route.tlsKey ?? "",
+    backendTls: route.backendTls ?? false,
+    sendProxyProtocol: route.sendProxyProtocol ?? false,
+  };
+}
+
+export function routeToProto(route: RouteSpec): ProtoRoute {
+  return routeInputToProto(route);
+}
+
+/** A route as the server sent it. The server only sends validated routes, so the mode is known. */
+export function routeFromProto(route: ProtoRoute): RouteSpec {
+  return {
+    hostname: route.hostname,
+    backend: route.backend,
+    mode: routeModeFromProto(route.mode),
+    tlsCert: route.tlsCert,
+    tlsKey: route.tlsKey,
+    backendTls: route.backendTls,
+    sendProxyProtocol: route.sendProxyProtocol,
+  };
+}
+
+function routeModeFromProto(mode: string): RouteMode {
+  if (mode === "" || mode === "l4") return "l4";
+  if (mode === "l7") return "l7";
+  throw new Error(`server sent route mode ${JSON.stringify(mode)}: expected "l4" or "l7"`);
+}
+
+export function statusToProto(status: RuntimeStatus): ProtoStatus {
+  return {
+    version: status.version,
+    startedAt: status.startedAt,
+    totalConnections: status.totalConnections,
+    listeners: status.listeners.map((listener) => ({
+      addr: listener.addr,
+      routeCount: listener.routeCount,
+      activeConnections: listener.activeConnections,
+      proxyProtocol: listener.proxyProtocol,
+    })),
+  };
+}
+
+export function statusFromProto(status: ProtoStatus): RuntimeStatus {
+  return {
+    version: status.version,
+    startedAt: status.startedAt ?? new Date(0),
+    totalConnections: status.totalConnections,
+    listeners: status.listeners.map(
+      (listener): ListenerStatus => ({
+        addr: listener.addr,
+        routeCount: listener.routeCount,
+        activeConnections: listener.activeConnections,
+        proxyProtocol: listener.proxyProtocol,
+      }),
+    ),
+  };
+}

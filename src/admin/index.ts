@@ -1,0 +1,8 @@
+// The admin API's public surface; only re-exports.
+export {
+  ADMIN_SERVICE_NAME,
+  type AdminServer,
+  AdminServerError,
+  type AdminServerOptions,
+  startAdminServer,
+} from "./server.ts";

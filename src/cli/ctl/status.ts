@@ -1,0 +1,34 @@
+// `mcproxyctl status`: the same report as `mc-proxy status`, or JSON.
+import type { ArgsDef } from "citty";
+import { defineCommand } from "citty";
+import { formatStatus, formatUptime } from "../status.ts";
+import { connectionArgs, printJson, withClient } from "./connection.ts";
+import { rejectUnknownFlags } from "./flags.ts";
+
+const statusArgs = { ...connectionArgs } satisfies ArgsDef;
+
+export const ctlStatusCommand = defineCommand({
+  meta: { name: "status", description: "Version, uptime and connection counts" },
+  args: statusArgs,
+  async run({ args, rawArgs }) {
+    rejectUnknownFlags("status", rawArgs, statusArgs);
+    const status = await withClient(args, (client) => client.status());
+    const now = new Date();
+    if (!args.json) {
+      process.stdout.write(formatStatus(status, now));
+      return;
+    }
+    printJson({
+      version: status.version,
+      started_at: status.startedAt.toISOString(),
+      uptime: formatUptime(now.getTime() - status.startedAt.getTime()),
+      total_connections: status.totalConnections,
+      listeners: status.listeners.map((listener) => ({
+        addr: listener.addr,
+        route_count: listener.routeCount,
+        active_connections: listener.activeConnections,
+        proxy_protocol: listener.proxyProtocol,
+      })),
+    });
+  },
+});

@@ -1,0 +1,263 @@
+// The one typed client of the admin API, used by `mc-proxy status` and `mcproxyctl`.
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
+import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import {
+  type GetFirewallRulesResponse,
+  type GetStatusResponse,
+  type ListRoutesResponse,
+  ProxyAdminServiceClient,
+} from "../../gen/mc_proxy/v1/admin.ts";
+import {
+  routeFromProto,
+  routeInputToProto,
+  ruleFromProtoStrict,
+  ruleToProto,
+  statusFromProto,
+} from "../admin/convert.ts";
+import { UsageError } from "../cli/errors.ts";
+import { parseHostPort } from "../config/address.ts";
+import type { FirewallRule, GrpcConfig, RouteSpec } from "../config/types.ts";
+import type { RouteInput } from "../route/validate.ts";
+import type { RuntimeStatus } from "../server/runtime.ts";
+
+/** Per-call deadline unless the options say otherwise. */
+export const DEFAULT_DEADLINE_MS = 5000;
+
+export interface AdminConnectOptions {
+  /** `host:port` of the admin API; `:port` and unspecified hosts mean this machine. */
+  addr: string;
+  /** PEM file of the CA (or the pinned self-signed certificate) that verifies the server. */
+  ca: string;
+  /** PEM client certificate and key, for a server that requires mTLS. Both or neither. */
+  cert?: string;
+  key?: string;
+  deadlineMs?: number;
+}
+
+/** One listener's routes, as listRoutes returns them. */
+export interface ListenerRoutes {
+  listenerAddr: string;
+  routes: RouteSpec[];
+}
+
+/** A call the server refused or that could not reach it. */
+export class AdminCallError extends Error {
+  override readonly name = "AdminCallError";
+  /** INVALID_ARGUMENT is the user's input (exit 2); anything else is a runtime failure (exit 1). */
+  readonly exitCode: number;
+
+  constructor(
+    /** `AddRoute`, … */
+    readonly rpc: string,
+    /** The gRPC status code. */
+    readonly code: status,
+    /** The server's message (or grpc-js's, when the server was not reached). */
+    readonly details: string,
+  ) {
+    super(`${rpc}: ${status[code] ?? code}: ${details}`);
+    this.exitCode = code === status.INVALID_ARGUMENT ? 2 : 1;
+  }
+
+  /** `NOT_FOUND`, `UNAVAILABLE`, … */
+  get codeName(): string {
+    return status[this.code] ?? String(this.code);
+  }
+}
+
+/** A connection setting that cannot be used (unreadable file, cert without key): exit 2. */
+export class AdminConnectError extends UsageError {
+  override readonly name = "AdminConnectError";
+}
+
+/**
+ * What `status` and `mcproxyctl -c` use from a config's [grpc] section. The server is verified
+ * against `client_ca` when set (one private CA signs the server's and the clients'
+ * certificates), else against `tls_cert` itself, pinned as a self-signed certificate. The
+ * client presents `client_cert`/`client_key` when set.
+ */
+export function connectOptionsFromGrpcConfig(grpc: GrpcConfig): AdminConnectOptions {
+  return {
+    addr: grpc.addr,
+    ca: grpc.clientCa !== "" ? grpc.clientCa : grpc.tlsCert,
+    cert: grpc.clientCert || undefined,
+    key: grpc.clientKey || undefined,
+  };
+}
+
+/**
+ * The address to dial for a configured admin addr: a listen address on every interface
+ * (`:9090`, `0.0.0.0:9090`, `[::]:9090`) is reached on `localhost`, the name the server's
+ * certificate is expected to carry; any other host is dialled and verified as written.
+ */
+export function dialTarget(addr: string): string {
+  const parsed = parseHostPort(addr, { allowEmptyHost: true, allowPortZero: false });
+  if ("error" in parsed) {
+    throw new AdminConnectError(`admin address ${JSON.stringify(addr)}: ${parsed.error}`);
+  }
+  const { host, port } = parsed.value;
+  if (host === "" || host === "0.0.0.0" || host === "::") return `localhost:${port}`;
+  return addr;
+}
+
+/**
+ * The SNI sent when the target is an IP address. grpc-js passes the target host as the TLS
+ * servername, and Bun's tls.connect throws for an IP there (Node only warns; RFC 6066 §3 allows
+ * DNS names only). The admin server presents one certificate whatever the SNI, and the
+ * certificate is still verified against the IP itself (its IP SANs), so this name is only a
+ * placeholder on the wire.
+ */
+const IP_TARGET_SERVER_NAME = "localhost";
+
+/** The host of `host:port` / `[v6]:port` when it is an IP literal, else null. */
+function ipLiteralHost(target: string): string | null {
+  const host = target.startsWith("[")
+    ? target.slice(1, target.indexOf("]"))
+    : target.slice(0, target.lastIndexOf(":"));
+  return isIP(host) === 0 ? null : host;
+}
+
+function readPem(what: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new AdminConnectError(`${what} ${JSON.stringify(path)}: cannot read: ${reason}`);
+  }
+}
+
+type Callback<T> = (error: ServiceError | null, response: T) => void;
+
+export class AdminClient {
+  private constructor(
+    private readonly client: ProxyAdminServiceClient,
+    /** What was dialled, for messages. */
+    readonly target: string,
+    private readonly deadlineMs: number,
+  ) {}
+
+  /** Creates the channel; nothing is sent until the first call (which then connects). */
+  static connect(options: AdminConnectOptions): AdminClient {
+    if (Boolean(options.cert) !== Boolean(options.key)) {
+      throw new AdminConnectError(
+        `client certificate ${JSON.stringify(options.cert ?? "")} and key ${JSON.stringify(options.key ?? "")}: give both or neither`,
+      );
+    }
+    if (!options.ca) throw new AdminConnectError("a CA file to verify the server is required");
+    const target = dialTarget(options.addr);
+    const ipHost = ipLiteralHost(target);
+    const channel = credentials.createSsl(
+      readPem("CA", options.ca),
+      options.key ? readPem("client key", options.key) : null,
+      options.cert ? readPem("client certificate", options.cert) : null,
+      ipHost === null
+        ? {}
+        : {
+            checkServerIdentity: (_name: string, cert: PeerCertificate) =>
+              checkServerIdentity(ipHost, cert),
+          },
+    );
+    const client = new ProxyAdminServiceClient(
+      target,
+      channel,
+      ipHost === null ? {} : { "grpc.ssl_target_name_override": IP_TARGET_SERVER_NAME },
+    );
+    return new AdminClient(client, target, options.deadlineMs ?? DEFAULT_DEADLINE_MS);
+  }
+
+  /** One listener's routes; with no listener, every listener's (the list from GetStatus). */
+  async listRoutes(listenerAddr?: string): Promise<ListenerRoutes[]> {
+    const addrs =
+      listenerAddr === undefined
+        ? (await this.status()).listeners.map((listener) => listener.addr)
+        : [listenerAddr];
+    const result: ListenerRoutes[] = [];
+    for (const addr of addrs) {
+      const response = await this.call<ListRoutesResponse>("ListRoutes", (callback) =>
+        this.client.listRoutes({ listenerAddr: addr }, this.metadata(), this.options(), callback),
+      );
+      result.push({ listenerAddr: addr, routes: response.routes.map(routeFromProto) });
+    }
+    return result;
+  }
+
+  async addRoute(listenerAddr: string, route: RouteInput): Promise<void> {
+    await this.call("AddRoute", (callback) =>
+      this.client.addRoute(
+        { listenerAddr, route: routeInputToProto(route) },
+        this.metadata(),
+        this.options(),
+        callback,
+      ),
+    );
+  }
+
+  async removeRoute(listenerAddr: string, hostname: string): Promise<void> {
+    await this.call("RemoveRoute", (callback) =>
+      this.client.removeRoute(
+        { listenerAddr, hostname },
+        this.metadata(),
+        this.options(),
+        callback,
+      ),
+    );
+  }
+
+  async firewallRules(): Promise<FirewallRule[]> {
+    const response = await this.call<GetFirewallRulesResponse>("GetFirewallRules", (callback) =>
+      this.client.getFirewallRules({}, this.metadata(), this.options(), callback),
+    );
+    return response.rules.map(ruleFromProtoStrict);
+  }
+
+  async addFirewallRule(rule: FirewallRule): Promise<void> {
+    await this.call("AddFirewallRule", (callback) =>
+      this.client.addFirewallRule(
+        { rule: ruleToProto(rule) },
+        this.metadata(),
+        this.options(),
+        callback,
+      ),
+    );
+  }
+
+  async removeFirewallRule(rule: FirewallRule): Promise<void> {
+    await this.call("RemoveFirewallRule", (callback) =>
+      this.client.removeFirewallRule(
+        { rule: ruleToProto(rule) },
+        this.metadata(),
+        this.options(),
+        callback,
+      ),
+    );
+  }
+
+  async status(): Promise<RuntimeStatus> {
+    const response = await this.call<GetStatusResponse>("GetStatus", (callback) =>
+      this.client.getStatus({}, this.metadata(), this.options(), callback),
+    );
+    return statusFromProto(response);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private options() {
+    return { deadline: Date.now() + this.deadlineMs };
+  }
+
+  private metadata(): Metadata {
+    return new Metadata();
+  }
+
+  private call<T>(rpc: string, start: (callback: Callback<T>) => unknown): Promise<T> {
+    return new Promise((resolve, reject) => {
+      start((error, response) => {
+        if (error) reject(new AdminCallError(rpc, error.code, error.details || error.message));
+        else resolve(response);
+      });
+    });
+  }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bun
+// Entry point of `mcproxyctl`, the operator's client of the admin API: wires the subcommands.
+import { defineCommand } from "citty";
+import { ctlStatusCommand, firewallCommand, routesCommand } from "../cli/ctl/index.ts";
+import { runCli } from "../cli/run.ts";
+import { versionCommand } from "../cli/version.ts";
+import { VERSION } from "../version.ts";
+
+const main = defineCommand({
+  meta: { name: "mcproxyctl", version: VERSION, description: "mc-proxy admin API client" },
+  subCommands: {
+    status: ctlStatusCommand,
+    routes: routesCommand,
+    firewall: firewallCommand,
+    version: versionCommand("mcproxyctl"),
+  },
+});
+
+process.exit(await runCli(main, "mcproxyctl", process.argv.slice(2)));
