@@ -14,6 +14,7 @@ import type { EndReason } from "./end-reason.ts";
 import type { ListenerState } from "./listener-state.ts";
 import { pauseReading, resumeReading, WriteQueue } from "./pipe.ts";
 import type { ProxyEnv } from "./proxy-env.ts";
+import type { TrafficStats } from "./traffic-stats.ts";
 
 // Phases of the state machine. Plain numbers: compared on every chunk.
 const PROXY_HEADER = 0;
@@ -46,6 +47,7 @@ export class Connection {
   private pending: Uint8Array | null = null;
   private serverName: string | null = null;
   private route: Route | null = null;
+  private routeStats: TrafficStats | null = null;
   private backend: Socket<Connection> | null = null;
   private readonly toBackend = new WriteQueue();
   private readonly toClient = new WriteQueue();
@@ -69,8 +71,8 @@ export class Connection {
   /** Accept: count, check trust/firewall/limits, start the hello clock. */
   onOpen(): void {
     const listener = this.listener;
-    listener.total++;
-    listener.active++;
+    listener.stats.total++;
+    listener.stats.active++;
     this.env.open.add(this);
     const peer = parseIp(this.clientAddress);
     if (peer === null) {
@@ -205,6 +207,10 @@ export class Connection {
       return;
     }
     this.route = match.route;
+    const routeStats = this.listener.statsForRoute(match.route.spec.hostname);
+    routeStats.total++;
+    routeStats.active++;
+    this.routeStats = routeStats;
     if (match.route.spec.mode === "l7") {
       this.startL7(match.route);
       return;
@@ -453,16 +459,24 @@ export class Connection {
     this.toClient.clear();
     const listener = this.listener;
     this.env.open.delete(this);
-    listener.active--;
+    const stats = listener.stats;
+    stats.active--;
     if (this.admitted) {
       listener.admitted--;
       const count = listener.perIp.get(this.clientAddress)! - 1;
       if (count === 0) listener.perIp.delete(this.clientAddress);
       else listener.perIp.set(this.clientAddress, count);
     }
-    listener.ends[reason]++;
-    listener.bytesUp += this.bytesUp;
-    listener.bytesDown += this.bytesDown;
+    stats.ends[reason]++;
+    stats.bytesUp += this.bytesUp;
+    stats.bytesDown += this.bytesDown;
+    const routeStats = this.routeStats;
+    if (routeStats !== null) {
+      routeStats.active--;
+      routeStats.ends[reason]++;
+      routeStats.bytesUp += this.bytesUp;
+      routeStats.bytesDown += this.bytesDown;
+    }
     const logger = this.env.logger;
     if (logger.enabled("info")) {
       logger.info("connection", {

@@ -2,22 +2,19 @@
 import type { ListenerSpec } from "../config/types.ts";
 import { type Cidr, cidrContains, type IpAddress, parseCidr } from "../ip/ip.ts";
 import { RouteTable } from "../route/route-table.ts";
-import { type EndCounters, newEndCounters } from "./end-reason.ts";
+import { TrafficStats } from "./traffic-stats.ts";
 
 export class ListenerState {
   /** Replaced whole by the admin API; each connection reads it once, when it routes. */
   routes: RouteTable;
-  /** Open sockets right now, admitted or not yet. */
-  active = 0;
-  /** Accepted since start. */
-  total = 0;
+  /** Every accepted socket, admitted or not: total, active, bytes, ends by reason. */
+  readonly stats = new TrafficStats();
   /** Past the firewall and the limits: what max_connections counts. */
   admitted = 0;
   /** Admitted connections per client address (canonical text), for max_connections_per_ip. */
   readonly perIp = new Map<string, number>();
-  readonly ends: EndCounters = newEndCounters();
-  bytesUp = 0;
-  bytesDown = 0;
+  /** Per route hostname; kept across route-table swaps. */
+  private readonly routeStats = new Map<string, TrafficStats>();
   /** proxy_protocol_from, compiled once. */
   private readonly trusted: Cidr[];
 
@@ -28,6 +25,21 @@ export class ListenerState {
       if ("error" in parsed) throw new Error(`proxy_protocol_from ${text}: ${parsed.error}`);
       return parsed.cidr;
     });
+  }
+
+  /** The counters of a route (created on first use). */
+  statsForRoute(hostname: string): TrafficStats {
+    let stats = this.routeStats.get(hostname);
+    if (stats === undefined) {
+      stats = new TrafficStats();
+      this.routeStats.set(hostname, stats);
+    }
+    return stats;
+  }
+
+  /** Route counters by hostname, for GetStats and /metrics. */
+  routeStatsEntries(): IterableIterator<[string, TrafficStats]> {
+    return this.routeStats.entries();
   }
 
   get addr(): string {

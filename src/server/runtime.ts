@@ -130,11 +130,11 @@ export class Runtime {
     let totalConnections = 0;
     const listeners: ListenerStatus[] = [];
     for (const state of this.listeners.values()) {
-      totalConnections += state.total;
+      totalConnections += state.stats.total;
       listeners.push({
         addr: state.addr,
         routeCount: state.routes.size,
-        activeConnections: state.active,
+        activeConnections: state.stats.active,
         proxyProtocol: state.spec.proxyProtocol,
       });
     }

@@ -3,6 +3,7 @@ import { loadConfig } from "../config/load-config.ts";
 import type { Config } from "../config/types.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import type { Logger } from "../log/logger.ts";
+import { startMetricsServer } from "../metrics/server.ts";
 import { type RunningListener, startListener } from "../net/listener.ts";
 import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
 import { Store } from "../store/store.ts";
@@ -25,6 +26,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const store = Store.open(config.database.path);
   let running: RunningListener[] = [];
   let stopAdmin: (() => Promise<void>) | null = null;
+  let stopMetrics: (() => void) | null = null;
   try {
     const reconciled = store.reconcileWithConfig(config);
     if (reconciled.seeded)
@@ -67,6 +69,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         mtls: config.grpc.clientCa !== "",
       });
     }
+    if (config.metrics) {
+      const metrics = startMetricsServer(config.metrics.addr, runtime);
+      stopMetrics = metrics.stop;
+      logger.info("metrics listening", {
+        addr: formatBound(hostOf(config.metrics.addr) || "::", metrics.port),
+      });
+    }
     const stopSweep = startDeadlineSweep(
       runtime.env,
       sweepTickMs([
@@ -85,6 +94,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         runtime,
         running,
         stopAdmin,
+        stopMetrics,
         stopSweep,
         store,
         logger,
@@ -95,6 +105,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   } catch (error) {
     for (const listener of running) listener.stopAccepting();
     running = [];
+    stopMetrics?.();
     await stopAdmin?.();
     store.close();
     throw error;
@@ -107,6 +118,7 @@ async function drainAndStop(options: {
   runtime: Runtime;
   running: RunningListener[];
   stopAdmin: (() => Promise<void>) | null;
+  stopMetrics: (() => void) | null;
   stopSweep: () => void;
   store: Store;
   logger: Logger;
@@ -135,6 +147,7 @@ async function drainAndStop(options: {
   if (remaining > 0)
     logger.warn("shutdown timeout reached, closed open connections", { closed: remaining });
   options.stopSweep();
+  options.stopMetrics?.();
   await options.stopAdmin?.();
   options.store.close();
   logger.info("stopped");
