@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the real peers the test suite drives are installed: openssl, curl, HAProxy,
-# nginx with its stream module, shellcheck, systemd-analyze. Installs what is missing with
-# apt-get when it can (root, Debian/Ubuntu); otherwise names what is missing and fails.
+# nginx with its stream module, shellcheck, systemd-analyze, Python's prometheus_client.
+# Installs what is missing with apt-get when it can (root, Debian/Ubuntu); otherwise names
+# what is missing and fails.
 # Idempotent: a machine that has everything pays one `command -v` per tool.
 set -euo pipefail
 
@@ -22,6 +23,14 @@ done
 # nginx's stream module (ngx_stream_module.so) is a separate package on Debian.
 if ! ls /usr/lib/nginx/modules/ngx_stream_module.so >/dev/null 2>&1; then
   missing+=(libnginx-mod-stream)
+fi
+# The official Prometheus client's text-format parser, which test/observability.test.ts runs on
+# /metrics. Debian installs it for the system Python, which the test calls as /usr/bin/python3
+# when it exists (a pyenv or venv python3 earlier in PATH would not see it).
+python=/usr/bin/python3
+[ -x "$python" ] || python=python3
+if ! "$python" -c 'import prometheus_client' >/dev/null 2>&1; then
+  missing+=(python3-prometheus-client)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -7,15 +7,19 @@ import type {
 import type { FirewallRule } from "../config/types.ts";
 import { validateFirewallRule } from "../firewall/rule.ts";
 import type { Logger } from "../log/logger.ts";
+import { collectStats } from "../metrics/stats.ts";
 import { normalizeHostname, validateRoute } from "../route/validate.ts";
+import { ExplainError, explain } from "../server/explain.ts";
 import type { Runtime } from "../server/runtime.ts";
 import { type Store, StoreError } from "../store/index.ts";
 import {
+  explanationToProto,
   routeInputFromProto,
   routeToProto,
   ruleToProto,
   ruleTypeFromProto,
   ruleTypeName,
+  statsToProto,
   statusToProto,
 } from "./convert.ts";
 import { invalidArgument, notFound, RpcError } from "./rpc-error.ts";
@@ -25,7 +29,16 @@ export interface AdminServiceDeps {
   store: Store;
   runtime: Pick<
     Runtime,
-    "hasListener" | "replaceRoutes" | "replaceFirewallRules" | "firewallRulesError" | "status"
+    | "hasListener"
+    | "replaceRoutes"
+    | "replaceFirewallRules"
+    | "firewallRulesError"
+    | "status"
+    | "listenerStates"
+    | "listenerState"
+    | "firewallRules"
+    | "geoIpCountry"
+    | "env"
   >;
   logger: Logger;
   /** The release version GetStatus reports. */
@@ -158,6 +171,19 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
     }),
 
     getStatus: unary("GetStatus", logger, () => statusToProto({ ...runtime.status(), version })),
+
+    getStats: unary("GetStats", logger, () => statsToProto(collectStats(runtime))),
+
+    // Reads the running proxy only (not the store): it explains what a connection gets now.
+    explain: unary("Explain", logger, (request) =>
+      explanationToProto(
+        explain(runtime, {
+          listenerAddr: request.listenerAddr,
+          sni: request.sni,
+          clientAddr: request.clientAddr,
+        }),
+      ),
+    ),
   };
 }
 
@@ -216,6 +242,9 @@ function toStatus(error: unknown): { code: status; details: string } {
   let details = `internal error: ${describe(error)}`;
   if (error instanceof RpcError) {
     code = error.code;
+    details = error.message;
+  } else if (error instanceof ExplainError) {
+    code = error.code === "not_found" ? status.NOT_FOUND : status.INVALID_ARGUMENT;
     details = error.message;
   } else if (error instanceof StoreError && error.code !== "io") {
     code = error.code === "not_found" ? status.NOT_FOUND : status.ALREADY_EXISTS;

@@ -1,13 +1,24 @@
 // The one mapping between generated protobuf types (gen/) and the domain types, both ways.
 
 import {
+  type ExplainResponse as ProtoExplanation,
   type FirewallRule as ProtoFirewallRule,
   type Route as ProtoRoute,
+  type RouteStats as ProtoRouteStats,
   FirewallRuleType as ProtoRuleType,
+  type GetStatsResponse as ProtoStats,
   type GetStatusResponse as ProtoStatus,
 } from "../../gen/mc_proxy/v1/admin.ts";
 import type { FirewallRule, FirewallRuleType, RouteMode, RouteSpec } from "../config/types.ts";
+import type { StatsSnapshot, TrafficCounts } from "../metrics/stats.ts";
 import type { RouteInput } from "../route/validate.ts";
+import {
+  EXPLAIN_DECISIONS,
+  type ExplainDecision,
+  type Explanation,
+  ROUTE_MATCHES,
+  type RouteMatchKind,
+} from "../server/explain.ts";
 import type { ListenerStatus, RuntimeStatus } from "../server/runtime.ts";
 
 const RULE_TYPE_TO_PROTO: Record<FirewallRuleType, ProtoRuleType> = {
@@ -131,4 +142,112 @@ export function statusFromProto(status: ProtoStatus): RuntimeStatus {
       }),
     ),
   };
+}
+
+/** The five counter fields shared by ListenerStats and RouteStats, wire → domain. */
+function countsFromProto(counts: Omit<ProtoRouteStats, "hostname">): TrafficCounts {
+  return {
+    connectionsTotal: counts.connectionsTotal,
+    connectionsActive: counts.connectionsActive,
+    bytesUp: counts.bytesUp,
+    bytesDown: counts.bytesDown,
+    ends: { ...counts.ends },
+  };
+}
+
+function countsToProto(counts: TrafficCounts): Omit<ProtoRouteStats, "hostname"> {
+  return {
+    connectionsTotal: counts.connectionsTotal,
+    connectionsActive: counts.connectionsActive,
+    bytesUp: counts.bytesUp,
+    bytesDown: counts.bytesDown,
+    ends: { ...counts.ends },
+  };
+}
+
+export function statsToProto(stats: StatsSnapshot): ProtoStats {
+  return {
+    listeners: stats.listeners.map((listener) => ({
+      addr: listener.addr,
+      ...countsToProto(listener),
+      routes: listener.routes.map((route) => ({
+        hostname: route.hostname,
+        ...countsToProto(route),
+      })),
+    })),
+    firewallHits: stats.firewallHits.map(({ rule, hits }) => ({ rule: ruleToProto(rule), hits })),
+  };
+}
+
+export function statsFromProto(stats: ProtoStats): StatsSnapshot {
+  return {
+    listeners: stats.listeners.map((listener) => ({
+      addr: listener.addr,
+      ...countsFromProto(listener),
+      routes: listener.routes.map((route) => ({
+        hostname: route.hostname,
+        ...countsFromProto(route),
+      })),
+    })),
+    firewallHits: stats.firewallHits.map(({ rule, hits }) => {
+      if (rule === undefined) throw new Error("server sent a firewall_hits entry without a rule");
+      return { rule: ruleFromProtoStrict(rule), hits };
+    }),
+  };
+}
+
+export function explanationToProto(explanation: Explanation): ProtoExplanation {
+  const { firewall, limits, route } = explanation;
+  return {
+    firewall: {
+      blocked: firewall.blocked,
+      rule: firewall.rule === null ? undefined : ruleToProto(firewall.rule),
+      country: firewall.country ?? "",
+    },
+    limits: { ...limits },
+    route: {
+      matched: route.matched,
+      route: route.route === null ? undefined : routeToProto(route.route),
+    },
+    decision: explanation.decision,
+    explanation: explanation.explanation,
+  };
+}
+
+/** An Explain answer as the server sent it; unknown decision or match words are a server bug. */
+export function explanationFromProto(response: ProtoExplanation): Explanation {
+  const decision = oneOf<ExplainDecision>("decision", response.decision, EXPLAIN_DECISIONS);
+  const matched = oneOf<RouteMatchKind>(
+    "route.matched",
+    response.route?.matched ?? "",
+    ROUTE_MATCHES,
+  );
+  const limits = response.limits;
+  return {
+    firewall: {
+      blocked: response.firewall?.blocked ?? false,
+      rule: response.firewall?.rule ? ruleFromProtoStrict(response.firewall.rule) : null,
+      country: response.firewall?.country || null,
+    },
+    limits: {
+      maxConnections: limits?.maxConnections ?? 0,
+      admitted: limits?.admitted ?? 0,
+      maxConnectionsPerIp: limits?.maxConnectionsPerIp ?? 0,
+      fromClient: limits?.fromClient ?? 0,
+      wouldExceed: limits?.wouldExceed ?? false,
+    },
+    route: {
+      matched,
+      route: response.route?.route ? routeFromProto(response.route.route) : null,
+    },
+    decision,
+    explanation: response.explanation,
+  };
+}
+
+function oneOf<T extends string>(field: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new Error(
+    `server sent ${field} ${JSON.stringify(value)}: expected one of ${allowed.join(", ")}`,
+  );
 }

@@ -4,22 +4,28 @@ import { isIP } from "node:net";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import {
+  type ExplainResponse,
   type GetFirewallRulesResponse,
+  type GetStatsResponse,
   type GetStatusResponse,
   type ListRoutesResponse,
   ProxyAdminServiceClient,
 } from "../../gen/mc_proxy/v1/admin.ts";
 import {
+  explanationFromProto,
   routeFromProto,
   routeInputToProto,
   ruleFromProtoStrict,
   ruleToProto,
+  statsFromProto,
   statusFromProto,
 } from "../admin/convert.ts";
 import { UsageError } from "../cli/errors.ts";
 import { parseHostPort } from "../config/address.ts";
 import type { FirewallRule, GrpcConfig, RouteSpec } from "../config/types.ts";
+import type { StatsSnapshot } from "../metrics/stats.ts";
 import type { RouteInput } from "../route/validate.ts";
+import type { ExplainRequest, Explanation } from "../server/explain.ts";
 import type { RuntimeStatus } from "../server/runtime.ts";
 
 /** Per-call deadline unless the options say otherwise. */
@@ -238,6 +244,31 @@ export class AdminClient {
       this.client.getStatus({}, this.metadata(), this.options(), callback),
     );
     return statusFromProto(response);
+  }
+
+  /** Counters since start: per listener, per route, per firewall rule. */
+  async stats(): Promise<StatsSnapshot> {
+    const response = await this.call<GetStatsResponse>("GetStats", (callback) =>
+      this.client.getStats({}, this.metadata(), this.options(), callback),
+    );
+    return statsFromProto(response);
+  }
+
+  /** The decision the proxy would take now for a client and SNI name on a listener. */
+  async explain(request: ExplainRequest): Promise<Explanation> {
+    const response = await this.call<ExplainResponse>("Explain", (callback) =>
+      this.client.explain(
+        {
+          listenerAddr: request.listenerAddr,
+          sni: request.sni,
+          clientAddr: request.clientAddr,
+        },
+        this.metadata(),
+        this.options(),
+        callback,
+      ),
+    );
+    return explanationFromProto(response);
   }
 
   close(): void {

@@ -1,7 +1,13 @@
 #!/usr/bin/env bun
 // Entry point of `mcproxyctl`, the operator's client of the admin API: wires the subcommands.
 import { defineCommand } from "citty";
-import { ctlStatusCommand, firewallCommand, routesCommand } from "../cli/ctl/index.ts";
+import {
+  ctlStatusCommand,
+  explainCommand,
+  firewallCommand,
+  routesCommand,
+  statsCommand,
+} from "../cli/ctl/index.ts";
 import { runCli } from "../cli/run.ts";
 import { versionCommand } from "../cli/version.ts";
 import { VERSION } from "../version.ts";
@@ -12,6 +18,8 @@ const main = defineCommand({
     status: ctlStatusCommand,
     routes: routesCommand,
     firewall: firewallCommand,
+    stats: statsCommand,
+    explain: explainCommand,
     version: versionCommand("mcproxyctl"),
   },
 });

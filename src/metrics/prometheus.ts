@@ -1,7 +1,8 @@
 // The Prometheus text exposition (format 0.0.4) of the runtime's counters.
-import { END_REASONS } from "../net/end-reason.ts";
-import type { TrafficStats } from "../net/traffic-stats.ts";
 import type { Runtime } from "../server/runtime.ts";
+import { collectStats, type StatsSource, type TrafficCounts } from "./stats.ts";
+
+type Metric = readonly [name: string, type: string, help: string];
 
 /** Metric names and help strings; RUNBOOK.md lists the same table. */
 export const METRICS = {
@@ -50,7 +51,7 @@ function label(value: string): string {
 class Exposition {
   private readonly lines: string[] = [];
 
-  family(metric: readonly [string, string, string]): void {
+  family(metric: Metric): void {
     this.lines.push(`# HELP ${metric[0]} ${metric[2]}`, `# TYPE ${metric[0]} ${metric[1]}`);
   }
 
@@ -64,68 +65,71 @@ class Exposition {
   }
 }
 
+/** The four families of a set of TrafficCounts (listeners, or routes), one sample per entry. */
 function trafficSamples(
   out: Exposition,
-  names: { total: string; active: string; ends: string; bytes: string },
-  entries: Array<[Record<string, string>, TrafficStats]>,
+  families: { total: Metric; active: Metric; ends: Metric; bytes: Metric },
+  entries: ReadonlyArray<readonly [Record<string, string>, TrafficCounts]>,
 ): void {
-  for (const [metric, pick] of [
-    [names.total, (s: TrafficStats) => s.total],
-    [names.active, (s: TrafficStats) => s.active],
-  ] as const) {
-    const family = Object.values(METRICS).find((m) => m[0] === metric)!;
-    out.family(family);
-    for (const [labels, stats] of entries) out.sample(metric, labels, pick(stats));
+  out.family(families.total);
+  for (const [labels, counts] of entries)
+    out.sample(families.total[0], labels, counts.connectionsTotal);
+  out.family(families.active);
+  for (const [labels, counts] of entries)
+    out.sample(families.active[0], labels, counts.connectionsActive);
+  out.family(families.ends);
+  for (const [labels, counts] of entries) {
+    for (const [reason, count] of Object.entries(counts.ends))
+      out.sample(families.ends[0], { ...labels, reason }, count);
   }
-  out.family(Object.values(METRICS).find((m) => m[0] === names.ends)!);
-  for (const [labels, stats] of entries) {
-    for (const reason of END_REASONS)
-      out.sample(names.ends, { ...labels, reason }, stats.ends[reason]);
-  }
-  out.family(Object.values(METRICS).find((m) => m[0] === names.bytes)!);
-  for (const [labels, stats] of entries) {
-    out.sample(names.bytes, { ...labels, direction: "up" }, stats.bytesUp);
-    out.sample(names.bytes, { ...labels, direction: "down" }, stats.bytesDown);
+  out.family(families.bytes);
+  for (const [labels, counts] of entries) {
+    out.sample(families.bytes[0], { ...labels, direction: "up" }, counts.bytesUp);
+    out.sample(families.bytes[0], { ...labels, direction: "down" }, counts.bytesDown);
   }
 }
 
-/** Renders every counter; built on each scrape from the live runtime (no caching). */
-export function renderMetrics(runtime: Runtime): string {
+/** What renderMetrics reads. */
+export type MetricsSource = StatsSource & Pick<Runtime, "version" | "startedAt">;
+
+/**
+ * Renders every counter; built on each scrape from the live runtime (no caching), from the
+ * same snapshot GetStats returns, so the two always agree on names and values.
+ */
+export function renderMetrics(runtime: MetricsSource): string {
+  const stats = collectStats(runtime);
   const out = new Exposition();
   out.family(METRICS.info);
   out.sample(METRICS.info[0], { version: runtime.version }, 1);
   out.family(METRICS.startTime);
   out.sample(METRICS.startTime[0], {}, Math.floor(runtime.startedAt.getTime() / 1000));
 
-  const listeners = runtime.listenerStates();
   trafficSamples(
     out,
     {
-      total: METRICS.connections[0],
-      active: METRICS.active[0],
-      ends: METRICS.ends[0],
-      bytes: METRICS.bytes[0],
+      total: METRICS.connections,
+      active: METRICS.active,
+      ends: METRICS.ends,
+      bytes: METRICS.bytes,
     },
-    listeners.map((state) => [{ listener: state.addr }, state.stats]),
+    stats.listeners.map((listener) => [{ listener: listener.addr }, listener] as const),
   );
-  const routes: Array<[Record<string, string>, TrafficStats]> = [];
-  for (const state of listeners) {
-    for (const [hostname, stats] of state.routeStatsEntries()) {
-      routes.push([{ listener: state.addr, route: hostname }, stats]);
-    }
-  }
   trafficSamples(
     out,
     {
-      total: METRICS.routeConnections[0],
-      active: METRICS.routeActive[0],
-      ends: METRICS.routeEnds[0],
-      bytes: METRICS.routeBytes[0],
+      total: METRICS.routeConnections,
+      active: METRICS.routeActive,
+      ends: METRICS.routeEnds,
+      bytes: METRICS.routeBytes,
     },
-    routes,
+    stats.listeners.flatMap((listener) =>
+      listener.routes.map(
+        (route) => [{ listener: listener.addr, route: route.hostname }, route] as const,
+      ),
+    ),
   );
   out.family(METRICS.firewallHits);
-  for (const { rule, hits } of runtime.env.hits.snapshot()) {
+  for (const { rule, hits } of stats.firewallHits) {
     out.sample(METRICS.firewallHits[0], { type: rule.type, rule: rule.value }, hits);
   }
   return out.text();

@@ -3,6 +3,7 @@ import type { Config, FirewallRule, RouteSpec } from "../config/types.ts";
 import { Firewall } from "../firewall/firewall.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { FirewallHits } from "../firewall/hits.ts";
+import type { IpAddress } from "../ip/ip.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Connection } from "../net/connection.ts";
 import { ListenerState } from "../net/listener-state.ts";
@@ -68,6 +69,19 @@ export class Runtime {
 
   hasListener(addr: string): boolean {
     return this.listeners.has(addr);
+  }
+
+  /** A running listener's state (route table, limits, counters), or null; for Explain. */
+  listenerState(addr: string): ListenerState | null {
+    return this.listeners.get(addr) ?? null;
+  }
+
+  /**
+   * The client's country in the GeoIP database loaded now (the one the firewall checks
+   * country rules against), or null without a database or when it does not know the address.
+   */
+  geoIpCountry(address: IpAddress): string | null {
+    return this.geoip?.country(address) ?? null;
   }
 
   /** The route table a listener serves now (for Explain and tests). */

@@ -164,6 +164,131 @@ export interface GetStatusResponse {
   listeners: ListenerStatus[];
 }
 
+export interface GetStatsRequest {
+}
+
+/**
+ * Counters of one route, keyed by its hostname. A route's counters start when a connection
+ * is routed to it (after the firewall, the limits and the ClientHello), and are kept when
+ * the route is removed.
+ */
+export interface RouteStats {
+  /** "app.example.com" or "*.example.com". */
+  hostname: string;
+  connectionsTotal: number;
+  /** Open right now. */
+  connectionsActive: number;
+  /** Client to backend bytes of ended connections (the ClientHello included). */
+  bytesUp: number;
+  /** Backend to client bytes of ended connections. */
+  bytesDown: number;
+  /**
+   * Ended connections by end reason: blocked, limit, not_trusted, bad_proxy_header, no_sni,
+   * no_route, bad_hello, hello_timeout, dial_failed, idle_timeout, shutdown, closed (every
+   * reason is present, zeros included); the `outcome` of the access log line.
+   */
+  ends: { [key: string]: number };
+}
+
+export interface RouteStats_EndsEntry {
+  key: string;
+  value: number;
+}
+
+/** Counters of one listener: every accepted socket, whether it was admitted or not. */
+export interface ListenerStats {
+  /** The listener's addr exactly as configured. */
+  addr: string;
+  connectionsTotal: number;
+  connectionsActive: number;
+  bytesUp: number;
+  bytesDown: number;
+  ends: { [key: string]: number };
+  /** Every route of the current table, and any removed route that has counters; by hostname. */
+  routes: RouteStats[];
+}
+
+export interface ListenerStats_EndsEntry {
+  key: string;
+  value: number;
+}
+
+export interface FirewallRuleHits {
+  rule:
+    | FirewallRule
+    | undefined;
+  /** Connections this rule blocked. */
+  hits: number;
+}
+
+export interface GetStatsResponse {
+  listeners: ListenerStats[];
+  /** Every current rule, and any removed rule that blocked something; by type, then value. */
+  firewallHits: FirewallRuleHits[];
+}
+
+export interface ExplainRequest {
+  /** The listener's addr exactly as configured, e.g. ":443". */
+  listenerAddr: string;
+  /** The SNI name the client would send; empty for a ClientHello without SNI. */
+  sni: string;
+  /**
+   * The client as the firewall sees it: "203.0.113.7", "2001:db8::1", or with a port as the
+   * access log writes it ("203.0.113.7:51000", "[2001:db8::1]:51000"). On a proxy_protocol
+   * listener this is the address in the PROXY header.
+   */
+  clientAddr: string;
+}
+
+export interface ExplainFirewall {
+  blocked: boolean;
+  /** The rule that matched; unset when none did. */
+  rule:
+    | FirewallRule
+    | undefined;
+  /**
+   * ISO 3166-1 alpha-2 country of the client in the loaded GeoIP database; empty without a
+   * database or when it does not know the address.
+   */
+  country: string;
+}
+
+export interface ExplainLimits {
+  /** 0 = no limit. */
+  maxConnections: number;
+  /** Connections on the listener past the firewall and the limits right now. */
+  admitted: number;
+  /** 0 = no limit. */
+  maxConnectionsPerIp: number;
+  /** Admitted connections from this client address right now. */
+  fromClient: number;
+  /** True when one more connection would be over a limit (and reset). */
+  wouldExceed: boolean;
+}
+
+export interface ExplainRoute {
+  /** "exact", "wildcard" or "none". */
+  matched: string;
+  /** The route chosen; unset when matched is "none". */
+  route: Route | undefined;
+}
+
+export interface ExplainResponse {
+  firewall: ExplainFirewall | undefined;
+  limits: ExplainLimits | undefined;
+  route:
+    | ExplainRoute
+    | undefined;
+  /**
+   * What the connection would get, checked in the connection path's order (firewall, limits,
+   * SNI, route): "blocked", "limit", "no_sni", "no_route" (the access log outcome it would
+   * end with), "forward_l4" or "terminate_l7".
+   */
+  decision: string;
+  /** One line for a human, e.g. "forward_l4: exact route app.example.com -> 10.0.0.5:443". */
+  explanation: string;
+}
+
 function createBaseRoute(): Route {
   return { hostname: "", backend: "", mode: "", tlsCert: "", tlsKey: "", backendTls: false, sendProxyProtocol: false };
 }
@@ -1523,6 +1648,1399 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
   },
 };
 
+function createBaseGetStatsRequest(): GetStatsRequest {
+  return {};
+}
+
+export const GetStatsRequest: MessageFns<GetStatsRequest> = {
+  encode(_: GetStatsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetStatsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetStatsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetStatsRequest {
+    return {};
+  },
+
+  toJSON(_: GetStatsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetStatsRequest>): GetStatsRequest {
+    return GetStatsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetStatsRequest>): GetStatsRequest {
+    const message = createBaseGetStatsRequest();
+    return message;
+  },
+};
+
+function createBaseRouteStats(): RouteStats {
+  return { hostname: "", connectionsTotal: 0, connectionsActive: 0, bytesUp: 0, bytesDown: 0, ends: {} };
+}
+
+export const RouteStats: MessageFns<RouteStats> = {
+  encode(message: RouteStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostname !== "") {
+      writer.uint32(10).string(message.hostname);
+    }
+    if (message.connectionsTotal !== 0) {
+      writer.uint32(16).uint64(message.connectionsTotal);
+    }
+    if (message.connectionsActive !== 0) {
+      writer.uint32(24).uint64(message.connectionsActive);
+    }
+    if (message.bytesUp !== 0) {
+      writer.uint32(32).uint64(message.bytesUp);
+    }
+    if (message.bytesDown !== 0) {
+      writer.uint32(40).uint64(message.bytesDown);
+    }
+    globalThis.Object.entries(message.ends).forEach(([key, value]: [string, number]) => {
+      RouteStats_EndsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RouteStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRouteStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.connectionsTotal = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.connectionsActive = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bytesUp = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.bytesDown = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = RouteStats_EndsEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.ends[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RouteStats {
+    return {
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+      connectionsTotal: isSet(object.connectionsTotal)
+        ? globalThis.Number(object.connectionsTotal)
+        : isSet(object.connections_total)
+        ? globalThis.Number(object.connections_total)
+        : 0,
+      connectionsActive: isSet(object.connectionsActive)
+        ? globalThis.Number(object.connectionsActive)
+        : isSet(object.connections_active)
+        ? globalThis.Number(object.connections_active)
+        : 0,
+      bytesUp: isSet(object.bytesUp)
+        ? globalThis.Number(object.bytesUp)
+        : isSet(object.bytes_up)
+        ? globalThis.Number(object.bytes_up)
+        : 0,
+      bytesDown: isSet(object.bytesDown)
+        ? globalThis.Number(object.bytesDown)
+        : isSet(object.bytes_down)
+        ? globalThis.Number(object.bytes_down)
+        : 0,
+      ends: isObject(object.ends)
+        ? (globalThis.Object.entries(object.ends) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: RouteStats): unknown {
+    const obj: any = {};
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    if (message.connectionsTotal !== 0) {
+      obj.connectionsTotal = Math.round(message.connectionsTotal);
+    }
+    if (message.connectionsActive !== 0) {
+      obj.connectionsActive = Math.round(message.connectionsActive);
+    }
+    if (message.bytesUp !== 0) {
+      obj.bytesUp = Math.round(message.bytesUp);
+    }
+    if (message.bytesDown !== 0) {
+      obj.bytesDown = Math.round(message.bytesDown);
+    }
+    if (message.ends) {
+      const entries = globalThis.Object.entries(message.ends) as [string, number][];
+      if (entries.length > 0) {
+        obj.ends = {};
+        entries.forEach(([k, v]) => {
+          obj.ends[k] = Math.round(v);
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RouteStats>): RouteStats {
+    return RouteStats.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RouteStats>): RouteStats {
+    const message = createBaseRouteStats();
+    message.hostname = object.hostname ?? "";
+    message.connectionsTotal = object.connectionsTotal ?? 0;
+    message.connectionsActive = object.connectionsActive ?? 0;
+    message.bytesUp = object.bytesUp ?? 0;
+    message.bytesDown = object.bytesDown ?? 0;
+    message.ends = (globalThis.Object.entries(object.ends ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseRouteStats_EndsEntry(): RouteStats_EndsEntry {
+  return { key: "", value: 0 };
+}
+
+export const RouteStats_EndsEntry: MessageFns<RouteStats_EndsEntry> = {
+  encode(message: RouteStats_EndsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RouteStats_EndsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRouteStats_EndsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RouteStats_EndsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: RouteStats_EndsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RouteStats_EndsEntry>): RouteStats_EndsEntry {
+    return RouteStats_EndsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RouteStats_EndsEntry>): RouteStats_EndsEntry {
+    const message = createBaseRouteStats_EndsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseListenerStats(): ListenerStats {
+  return { addr: "", connectionsTotal: 0, connectionsActive: 0, bytesUp: 0, bytesDown: 0, ends: {}, routes: [] };
+}
+
+export const ListenerStats: MessageFns<ListenerStats> = {
+  encode(message: ListenerStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.addr !== "") {
+      writer.uint32(10).string(message.addr);
+    }
+    if (message.connectionsTotal !== 0) {
+      writer.uint32(16).uint64(message.connectionsTotal);
+    }
+    if (message.connectionsActive !== 0) {
+      writer.uint32(24).uint64(message.connectionsActive);
+    }
+    if (message.bytesUp !== 0) {
+      writer.uint32(32).uint64(message.bytesUp);
+    }
+    if (message.bytesDown !== 0) {
+      writer.uint32(40).uint64(message.bytesDown);
+    }
+    globalThis.Object.entries(message.ends).forEach(([key, value]: [string, number]) => {
+      ListenerStats_EndsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    for (const v of message.routes) {
+      RouteStats.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListenerStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListenerStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.addr = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.connectionsTotal = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.connectionsActive = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bytesUp = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.bytesDown = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = ListenerStats_EndsEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.ends[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.routes.push(RouteStats.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListenerStats {
+    return {
+      addr: isSet(object.addr) ? globalThis.String(object.addr) : "",
+      connectionsTotal: isSet(object.connectionsTotal)
+        ? globalThis.Number(object.connectionsTotal)
+        : isSet(object.connections_total)
+        ? globalThis.Number(object.connections_total)
+        : 0,
+      connectionsActive: isSet(object.connectionsActive)
+        ? globalThis.Number(object.connectionsActive)
+        : isSet(object.connections_active)
+        ? globalThis.Number(object.connections_active)
+        : 0,
+      bytesUp: isSet(object.bytesUp)
+        ? globalThis.Number(object.bytesUp)
+        : isSet(object.bytes_up)
+        ? globalThis.Number(object.bytes_up)
+        : 0,
+      bytesDown: isSet(object.bytesDown)
+        ? globalThis.Number(object.bytesDown)
+        : isSet(object.bytes_down)
+        ? globalThis.Number(object.bytes_down)
+        : 0,
+      ends: isObject(object.ends)
+        ? (globalThis.Object.entries(object.ends) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      routes: globalThis.Array.isArray(object?.routes)
+        ? object.routes.map((e: any) => RouteStats.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListenerStats): unknown {
+    const obj: any = {};
+    if (message.addr !== "") {
+      obj.addr = message.addr;
+    }
+    if (message.connectionsTotal !== 0) {
+      obj.connectionsTotal = Math.round(message.connectionsTotal);
+    }
+    if (message.connectionsActive !== 0) {
+      obj.connectionsActive = Math.round(message.connectionsActive);
+    }
+    if (message.bytesUp !== 0) {
+      obj.bytesUp = Math.round(message.bytesUp);
+    }
+    if (message.bytesDown !== 0) {
+      obj.bytesDown = Math.round(message.bytesDown);
+    }
+    if (message.ends) {
+      const entries = globalThis.Object.entries(message.ends) as [string, number][];
+      if (entries.length > 0) {
+        obj.ends = {};
+        entries.forEach(([k, v]) => {
+          obj.ends[k] = Math.round(v);
+        });
+      }
+    }
+    if (message.routes?.length) {
+      obj.routes = message.routes.map((e) => RouteStats.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListenerStats>): ListenerStats {
+    return ListenerStats.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListenerStats>): ListenerStats {
+    const message = createBaseListenerStats();
+    message.addr = object.addr ?? "";
+    message.connectionsTotal = object.connectionsTotal ?? 0;
+    message.connectionsActive = object.connectionsActive ?? 0;
+    message.bytesUp = object.bytesUp ?? 0;
+    message.bytesDown = object.bytesDown ?? 0;
+    message.ends = (globalThis.Object.entries(object.ends ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.routes = object.routes?.map((e) => RouteStats.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseListenerStats_EndsEntry(): ListenerStats_EndsEntry {
+  return { key: "", value: 0 };
+}
+
+export const ListenerStats_EndsEntry: MessageFns<ListenerStats_EndsEntry> = {
+  encode(message: ListenerStats_EndsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListenerStats_EndsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListenerStats_EndsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListenerStats_EndsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: ListenerStats_EndsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListenerStats_EndsEntry>): ListenerStats_EndsEntry {
+    return ListenerStats_EndsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListenerStats_EndsEntry>): ListenerStats_EndsEntry {
+    const message = createBaseListenerStats_EndsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseFirewallRuleHits(): FirewallRuleHits {
+  return { rule: undefined, hits: 0 };
+}
+
+export const FirewallRuleHits: MessageFns<FirewallRuleHits> = {
+  encode(message: FirewallRuleHits, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rule !== undefined) {
+      FirewallRule.encode(message.rule, writer.uint32(10).fork()).join();
+    }
+    if (message.hits !== 0) {
+      writer.uint32(16).uint64(message.hits);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FirewallRuleHits {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFirewallRuleHits();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.rule = FirewallRule.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.hits = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FirewallRuleHits {
+    return {
+      rule: isSet(object.rule) ? FirewallRule.fromJSON(object.rule) : undefined,
+      hits: isSet(object.hits) ? globalThis.Number(object.hits) : 0,
+    };
+  },
+
+  toJSON(message: FirewallRuleHits): unknown {
+    const obj: any = {};
+    if (message.rule !== undefined) {
+      obj.rule = FirewallRule.toJSON(message.rule);
+    }
+    if (message.hits !== 0) {
+      obj.hits = Math.round(message.hits);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FirewallRuleHits>): FirewallRuleHits {
+    return FirewallRuleHits.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FirewallRuleHits>): FirewallRuleHits {
+    const message = createBaseFirewallRuleHits();
+    message.rule = (object.rule !== undefined && object.rule !== null)
+      ? FirewallRule.fromPartial(object.rule)
+      : undefined;
+    message.hits = object.hits ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetStatsResponse(): GetStatsResponse {
+  return { listeners: [], firewallHits: [] };
+}
+
+export const GetStatsResponse: MessageFns<GetStatsResponse> = {
+  encode(message: GetStatsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.listeners) {
+      ListenerStats.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.firewallHits) {
+      FirewallRuleHits.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetStatsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetStatsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.listeners.push(ListenerStats.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.firewallHits.push(FirewallRuleHits.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetStatsResponse {
+    return {
+      listeners: globalThis.Array.isArray(object?.listeners)
+        ? object.listeners.map((e: any) => ListenerStats.fromJSON(e))
+        : [],
+      firewallHits: globalThis.Array.isArray(object?.firewallHits)
+        ? object.firewallHits.map((e: any) => FirewallRuleHits.fromJSON(e))
+        : globalThis.Array.isArray(object?.firewall_hits)
+        ? object.firewall_hits.map((e: any) => FirewallRuleHits.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GetStatsResponse): unknown {
+    const obj: any = {};
+    if (message.listeners?.length) {
+      obj.listeners = message.listeners.map((e) => ListenerStats.toJSON(e));
+    }
+    if (message.firewallHits?.length) {
+      obj.firewallHits = message.firewallHits.map((e) => FirewallRuleHits.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetStatsResponse>): GetStatsResponse {
+    return GetStatsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetStatsResponse>): GetStatsResponse {
+    const message = createBaseGetStatsResponse();
+    message.listeners = object.listeners?.map((e) => ListenerStats.fromPartial(e)) || [];
+    message.firewallHits = object.firewallHits?.map((e) => FirewallRuleHits.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseExplainRequest(): ExplainRequest {
+  return { listenerAddr: "", sni: "", clientAddr: "" };
+}
+
+export const ExplainRequest: MessageFns<ExplainRequest> = {
+  encode(message: ExplainRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.listenerAddr !== "") {
+      writer.uint32(10).string(message.listenerAddr);
+    }
+    if (message.sni !== "") {
+      writer.uint32(18).string(message.sni);
+    }
+    if (message.clientAddr !== "") {
+      writer.uint32(26).string(message.clientAddr);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExplainRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExplainRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.listenerAddr = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sni = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientAddr = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExplainRequest {
+    return {
+      listenerAddr: isSet(object.listenerAddr)
+        ? globalThis.String(object.listenerAddr)
+        : isSet(object.listener_addr)
+        ? globalThis.String(object.listener_addr)
+        : "",
+      sni: isSet(object.sni) ? globalThis.String(object.sni) : "",
+      clientAddr: isSet(object.clientAddr)
+        ? globalThis.String(object.clientAddr)
+        : isSet(object.client_addr)
+        ? globalThis.String(object.client_addr)
+        : "",
+    };
+  },
+
+  toJSON(message: ExplainRequest): unknown {
+    const obj: any = {};
+    if (message.listenerAddr !== "") {
+      obj.listenerAddr = message.listenerAddr;
+    }
+    if (message.sni !== "") {
+      obj.sni = message.sni;
+    }
+    if (message.clientAddr !== "") {
+      obj.clientAddr = message.clientAddr;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ExplainRequest>): ExplainRequest {
+    return ExplainRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExplainRequest>): ExplainRequest {
+    const message = createBaseExplainRequest();
+    message.listenerAddr = object.listenerAddr ?? "";
+    message.sni = object.sni ?? "";
+    message.clientAddr = object.clientAddr ?? "";
+    return message;
+  },
+};
+
+function createBaseExplainFirewall(): ExplainFirewall {
+  return { blocked: false, rule: undefined, country: "" };
+}
+
+export const ExplainFirewall: MessageFns<ExplainFirewall> = {
+  encode(message: ExplainFirewall, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.blocked !== false) {
+      writer.uint32(8).bool(message.blocked);
+    }
+    if (message.rule !== undefined) {
+      FirewallRule.encode(message.rule, writer.uint32(18).fork()).join();
+    }
+    if (message.country !== "") {
+      writer.uint32(26).string(message.country);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExplainFirewall {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExplainFirewall();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.blocked = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rule = FirewallRule.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.country = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExplainFirewall {
+    return {
+      blocked: isSet(object.blocked) ? globalThis.Boolean(object.blocked) : false,
+      rule: isSet(object.rule) ? FirewallRule.fromJSON(object.rule) : undefined,
+      country: isSet(object.country) ? globalThis.String(object.country) : "",
+    };
+  },
+
+  toJSON(message: ExplainFirewall): unknown {
+    const obj: any = {};
+    if (message.blocked !== false) {
+      obj.blocked = message.blocked;
+    }
+    if (message.rule !== undefined) {
+      obj.rule = FirewallRule.toJSON(message.rule);
+    }
+    if (message.country !== "") {
+      obj.country = message.country;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ExplainFirewall>): ExplainFirewall {
+    return ExplainFirewall.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExplainFirewall>): ExplainFirewall {
+    const message = createBaseExplainFirewall();
+    message.blocked = object.blocked ?? false;
+    message.rule = (object.rule !== undefined && object.rule !== null)
+      ? FirewallRule.fromPartial(object.rule)
+      : undefined;
+    message.country = object.country ?? "";
+    return message;
+  },
+};
+
+function createBaseExplainLimits(): ExplainLimits {
+  return { maxConnections: 0, admitted: 0, maxConnectionsPerIp: 0, fromClient: 0, wouldExceed: false };
+}
+
+export const ExplainLimits: MessageFns<ExplainLimits> = {
+  encode(message: ExplainLimits, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.maxConnections !== 0) {
+      writer.uint32(8).uint64(message.maxConnections);
+    }
+    if (message.admitted !== 0) {
+      writer.uint32(16).uint64(message.admitted);
+    }
+    if (message.maxConnectionsPerIp !== 0) {
+      writer.uint32(24).uint64(message.maxConnectionsPerIp);
+    }
+    if (message.fromClient !== 0) {
+      writer.uint32(32).uint64(message.fromClient);
+    }
+    if (message.wouldExceed !== false) {
+      writer.uint32(40).bool(message.wouldExceed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExplainLimits {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExplainLimits();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.maxConnections = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.admitted = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxConnectionsPerIp = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.fromClient = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.wouldExceed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExplainLimits {
+    return {
+      maxConnections: isSet(object.maxConnections)
+        ? globalThis.Number(object.maxConnections)
+        : isSet(object.max_connections)
+        ? globalThis.Number(object.max_connections)
+        : 0,
+      admitted: isSet(object.admitted) ? globalThis.Number(object.admitted) : 0,
+      maxConnectionsPerIp: isSet(object.maxConnectionsPerIp)
+        ? globalThis.Number(object.maxConnectionsPerIp)
+        : isSet(object.max_connections_per_ip)
+        ? globalThis.Number(object.max_connections_per_ip)
+        : 0,
+      fromClient: isSet(object.fromClient)
+        ? globalThis.Number(object.fromClient)
+        : isSet(object.from_client)
+        ? globalThis.Number(object.from_client)
+        : 0,
+      wouldExceed: isSet(object.wouldExceed)
+        ? globalThis.Boolean(object.wouldExceed)
+        : isSet(object.would_exceed)
+        ? globalThis.Boolean(object.would_exceed)
+        : false,
+    };
+  },
+
+  toJSON(message: ExplainLimits): unknown {
+    const obj: any = {};
+    if (message.maxConnections !== 0) {
+      obj.maxConnections = Math.round(message.maxConnections);
+    }
+    if (message.admitted !== 0) {
+      obj.admitted = Math.round(message.admitted);
+    }
+    if (message.maxConnectionsPerIp !== 0) {
+      obj.maxConnectionsPerIp = Math.round(message.maxConnectionsPerIp);
+    }
+    if (message.fromClient !== 0) {
+      obj.fromClient = Math.round(message.fromClient);
+    }
+    if (message.wouldExceed !== false) {
+      obj.wouldExceed = message.wouldExceed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ExplainLimits>): ExplainLimits {
+    return ExplainLimits.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExplainLimits>): ExplainLimits {
+    const message = createBaseExplainLimits();
+    message.maxConnections = object.maxConnections ?? 0;
+    message.admitted = object.admitted ?? 0;
+    message.maxConnectionsPerIp = object.maxConnectionsPerIp ?? 0;
+    message.fromClient = object.fromClient ?? 0;
+    message.wouldExceed = object.wouldExceed ?? false;
+    return message;
+  },
+};
+
+function createBaseExplainRoute(): ExplainRoute {
+  return { matched: "", route: undefined };
+}
+
+export const ExplainRoute: MessageFns<ExplainRoute> = {
+  encode(message: ExplainRoute, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.matched !== "") {
+      writer.uint32(10).string(message.matched);
+    }
+    if (message.route !== undefined) {
+      Route.encode(message.route, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExplainRoute {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExplainRoute();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.matched = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.route = Route.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExplainRoute {
+    return {
+      matched: isSet(object.matched) ? globalThis.String(object.matched) : "",
+      route: isSet(object.route) ? Route.fromJSON(object.route) : undefined,
+    };
+  },
+
+  toJSON(message: ExplainRoute): unknown {
+    const obj: any = {};
+    if (message.matched !== "") {
+      obj.matched = message.matched;
+    }
+    if (message.route !== undefined) {
+      obj.route = Route.toJSON(message.route);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ExplainRoute>): ExplainRoute {
+    return ExplainRoute.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExplainRoute>): ExplainRoute {
+    const message = createBaseExplainRoute();
+    message.matched = object.matched ?? "";
+    message.route = (object.route !== undefined && object.route !== null) ? Route.fromPartial(object.route) : undefined;
+    return message;
+  },
+};
+
+function createBaseExplainResponse(): ExplainResponse {
+  return { firewall: undefined, limits: undefined, route: undefined, decision: "", explanation: "" };
+}
+
+export const ExplainResponse: MessageFns<ExplainResponse> = {
+  encode(message: ExplainResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.firewall !== undefined) {
+      ExplainFirewall.encode(message.firewall, writer.uint32(10).fork()).join();
+    }
+    if (message.limits !== undefined) {
+      ExplainLimits.encode(message.limits, writer.uint32(18).fork()).join();
+    }
+    if (message.route !== undefined) {
+      ExplainRoute.encode(message.route, writer.uint32(26).fork()).join();
+    }
+    if (message.decision !== "") {
+      writer.uint32(34).string(message.decision);
+    }
+    if (message.explanation !== "") {
+      writer.uint32(42).string(message.explanation);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExplainResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExplainResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.firewall = ExplainFirewall.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.limits = ExplainLimits.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.route = ExplainRoute.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.decision = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.explanation = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExplainResponse {
+    return {
+      firewall: isSet(object.firewall) ? ExplainFirewall.fromJSON(object.firewall) : undefined,
+      limits: isSet(object.limits) ? ExplainLimits.fromJSON(object.limits) : undefined,
+      route: isSet(object.route) ? ExplainRoute.fromJSON(object.route) : undefined,
+      decision: isSet(object.decision) ? globalThis.String(object.decision) : "",
+      explanation: isSet(object.explanation) ? globalThis.String(object.explanation) : "",
+    };
+  },
+
+  toJSON(message: ExplainResponse): unknown {
+    const obj: any = {};
+    if (message.firewall !== undefined) {
+      obj.firewall = ExplainFirewall.toJSON(message.firewall);
+    }
+    if (message.limits !== undefined) {
+      obj.limits = ExplainLimits.toJSON(message.limits);
+    }
+    if (message.route !== undefined) {
+      obj.route = ExplainRoute.toJSON(message.route);
+    }
+    if (message.decision !== "") {
+      obj.decision = message.decision;
+    }
+    if (message.explanation !== "") {
+      obj.explanation = message.explanation;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ExplainResponse>): ExplainResponse {
+    return ExplainResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExplainResponse>): ExplainResponse {
+    const message = createBaseExplainResponse();
+    message.firewall = (object.firewall !== undefined && object.firewall !== null)
+      ? ExplainFirewall.fromPartial(object.firewall)
+      : undefined;
+    message.limits = (object.limits !== undefined && object.limits !== null)
+      ? ExplainLimits.fromPartial(object.limits)
+      : undefined;
+    message.route = (object.route !== undefined && object.route !== null)
+      ? ExplainRoute.fromPartial(object.route)
+      : undefined;
+    message.decision = object.decision ?? "";
+    message.explanation = object.explanation ?? "";
+    return message;
+  },
+};
+
 /**
  * Changes routes and firewall rules of a running mc-proxy. Every change is committed to the
  * database first and then applied to the running proxy for the next connection.
@@ -1608,6 +3126,31 @@ export const ProxyAdminServiceService = {
     responseSerialize: (value: GetStatusResponse): Buffer => Buffer.from(GetStatusResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetStatusResponse => GetStatusResponse.decode(value),
   },
+  /** Counters since start: per listener, per route and per firewall rule. */
+  getStats: {
+    path: "/mc_proxy.v1.ProxyAdminService/GetStats" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetStatsRequest): Buffer => Buffer.from(GetStatsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetStatsRequest => GetStatsRequest.decode(value),
+    responseSerialize: (value: GetStatsResponse): Buffer => Buffer.from(GetStatsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetStatsResponse => GetStatsResponse.decode(value),
+  },
+  /**
+   * The decision the proxy would take now for a connection from client_addr naming sni on
+   * a listener, reached the way a real connection reaches it, without opening one (and
+   * without counting anything). INVALID_ARGUMENT for a bad client_addr or sni, NOT_FOUND for
+   * a listener that is not running.
+   */
+  explain: {
+    path: "/mc_proxy.v1.ProxyAdminService/Explain" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExplainRequest): Buffer => Buffer.from(ExplainRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExplainRequest => ExplainRequest.decode(value),
+    responseSerialize: (value: ExplainResponse): Buffer => Buffer.from(ExplainResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExplainResponse => ExplainResponse.decode(value),
+  },
 } as const;
 
 export interface ProxyAdminServiceServer extends UntypedServiceImplementation {
@@ -1628,6 +3171,15 @@ export interface ProxyAdminServiceServer extends UntypedServiceImplementation {
   removeFirewallRule: handleUnaryCall<RemoveFirewallRuleRequest, RemoveFirewallRuleResponse>;
   /** Version, uptime and connection counts. */
   getStatus: handleUnaryCall<GetStatusRequest, GetStatusResponse>;
+  /** Counters since start: per listener, per route and per firewall rule. */
+  getStats: handleUnaryCall<GetStatsRequest, GetStatsResponse>;
+  /**
+   * The decision the proxy would take now for a connection from client_addr naming sni on
+   * a listener, reached the way a real connection reaches it, without opening one (and
+   * without counting anything). INVALID_ARGUMENT for a bad client_addr or sni, NOT_FOUND for
+   * a listener that is not running.
+   */
+  explain: handleUnaryCall<ExplainRequest, ExplainResponse>;
 }
 
 export interface ProxyAdminServiceClient extends Client {
@@ -1746,6 +3298,43 @@ export interface ProxyAdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetStatusResponse) => void,
   ): ClientUnaryCall;
+  /** Counters since start: per listener, per route and per firewall rule. */
+  getStats(
+    request: GetStatsRequest,
+    callback: (error: ServiceError | null, response: GetStatsResponse) => void,
+  ): ClientUnaryCall;
+  getStats(
+    request: GetStatsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetStatsResponse) => void,
+  ): ClientUnaryCall;
+  getStats(
+    request: GetStatsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetStatsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The decision the proxy would take now for a connection from client_addr naming sni on
+   * a listener, reached the way a real connection reaches it, without opening one (and
+   * without counting anything). INVALID_ARGUMENT for a bad client_addr or sni, NOT_FOUND for
+   * a listener that is not running.
+   */
+  explain(
+    request: ExplainRequest,
+    callback: (error: ServiceError | null, response: ExplainResponse) => void,
+  ): ClientUnaryCall;
+  explain(
+    request: ExplainRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ExplainResponse) => void,
+  ): ClientUnaryCall;
+  explain(
+    request: ExplainRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ExplainResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ProxyAdminServiceClient = makeGenericClientConstructor(
@@ -1796,6 +3385,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

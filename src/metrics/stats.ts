@@ -1,0 +1,90 @@
+// A point-in-time copy of every counter: what GetStats returns and /metrics renders.
+import type { FirewallRule } from "../config/types.ts";
+import { firewallRuleKey } from "../firewall/rule.ts";
+import { END_REASONS } from "../net/end-reason.ts";
+import type { TrafficStats } from "../net/traffic-stats.ts";
+import type { Runtime } from "../server/runtime.ts";
+
+/** The counters of a listener or a route, copied. */
+export interface TrafficCounts {
+  connectionsTotal: number;
+  /** Open right now. */
+  connectionsActive: number;
+  /** Client → backend bytes of ended connections. */
+  bytesUp: number;
+  /** Backend → client bytes of ended connections. */
+  bytesDown: number;
+  /**
+   * Ended connections by end reason: every reason of END_REASONS, zeros included, in that
+   * order. A client talking to a newer server may also see reasons it does not know.
+   */
+  ends: Record<string, number>;
+}
+
+export interface RouteStatsSnapshot extends TrafficCounts {
+  hostname: string;
+}
+
+export interface ListenerStatsSnapshot extends TrafficCounts {
+  addr: string;
+  /** Every route of the current table and every removed route with counters, by hostname. */
+  routes: RouteStatsSnapshot[];
+}
+
+export interface FirewallRuleHitCount {
+  rule: FirewallRule;
+  hits: number;
+}
+
+export interface StatsSnapshot {
+  listeners: ListenerStatsSnapshot[];
+  /** Every current rule (0 when it never matched) and every removed rule that blocked something. */
+  firewallHits: FirewallRuleHitCount[];
+}
+
+/** What collectStats reads; the real Runtime, or a stand-in in tests. */
+export type StatsSource = Pick<Runtime, "listenerStates" | "firewallRules" | "env">;
+
+/** A copy of `stats`; all zeros for null (a route no connection has reached yet). */
+function copyCounts(stats: TrafficStats | null): TrafficCounts {
+  const ends: Record<string, number> = {};
+  for (const reason of END_REASONS) ends[reason] = stats === null ? 0 : stats.ends[reason];
+  return {
+    connectionsTotal: stats?.total ?? 0,
+    connectionsActive: stats?.active ?? 0,
+    bytesUp: stats?.bytesUp ?? 0,
+    bytesDown: stats?.bytesDown ?? 0,
+    ends,
+  };
+}
+
+function byText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Copies the counters. Runs off the connection path (admin call, scrape) and costs
+ * O(listeners + routes + rules); it never creates counters, so it changes nothing it reads.
+ */
+export function collectStats(source: StatsSource): StatsSnapshot {
+  const listeners = source.listenerStates().map((state): ListenerStatsSnapshot => {
+    const counted = new Map(state.routeStatsEntries());
+    const hostnames = new Set(counted.keys());
+    for (const route of state.routes.routes) hostnames.add(route.hostname);
+    const routes = [...hostnames]
+      .sort(byText)
+      .map((hostname) => ({ hostname, ...copyCounts(counted.get(hostname) ?? null) }));
+    return { addr: state.addr, ...copyCounts(state.stats), routes };
+  });
+
+  const hits = new Map<string, FirewallRuleHitCount>();
+  for (const rule of source.firewallRules()) {
+    hits.set(firewallRuleKey(rule), { rule: { type: rule.type, value: rule.value }, hits: 0 });
+  }
+  for (const counted of source.env.hits.snapshot())
+    hits.set(firewallRuleKey(counted.rule), counted);
+  const firewallHits = [...hits.entries()]
+    .sort(([a], [b]) => byText(a, b))
+    .map(([, counted]) => counted);
+  return { listeners, firewallHits };
+}

@@ -1,0 +1,223 @@
+// Explain: the decision the proxy would take now for a client and an SNI name, without a connection.
+import { parseHostPort } from "../config/address.ts";
+import type { FirewallRule, RouteSpec } from "../config/types.ts";
+import { formatIp, type IpAddress, parseIp } from "../ip/ip.ts";
+import type { Runtime } from "./runtime.ts";
+
+/**
+ * What a connection would get. The first four are the access log `outcome` it would end with;
+ * the last two say how a routed connection is served.
+ */
+export const EXPLAIN_DECISIONS = [
+  "blocked",
+  "limit",
+  "no_sni",
+  "no_route",
+  "forward_l4",
+  "terminate_l7",
+] as const;
+export type ExplainDecision = (typeof EXPLAIN_DECISIONS)[number];
+
+export const ROUTE_MATCHES = ["exact", "wildcard", "none"] as const;
+export type RouteMatchKind = (typeof ROUTE_MATCHES)[number];
+
+export interface ExplainRequest {
+  /** The listener's addr exactly as configured. */
+  listenerAddr: string;
+  /** The SNI name; "" for a ClientHello without one. */
+  sni: string;
+  /** An IP address, or `ip:port` / `[ipv6]:port` as the access log writes the client. */
+  clientAddr: string;
+}
+
+export interface Explanation {
+  firewall: {
+    blocked: boolean;
+    /** The rule that matched, or null. */
+    rule: FirewallRule | null;
+    /** The client's GeoIP country, or null (no database, or an address it does not know). */
+    country: string | null;
+  };
+  limits: {
+    /** 0 = no limit. */
+    maxConnections: number;
+    /** Connections on the listener past the firewall and the limits now. */
+    admitted: number;
+    /** 0 = no limit. */
+    maxConnectionsPerIp: number;
+    /** Admitted connections from this client now. */
+    fromClient: number;
+    /** One more connection would be over a limit. */
+    wouldExceed: boolean;
+  };
+  route: { matched: RouteMatchKind; route: RouteSpec | null };
+  decision: ExplainDecision;
+  /** One line for a human. */
+  explanation: string;
+}
+
+/** A request Explain cannot answer; `code` says whose fault (the admin API maps it to a status). */
+export class ExplainError extends Error {
+  override readonly name = "ExplainError";
+
+  constructor(
+    readonly code: "invalid_argument" | "not_found",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What explain reads from the runtime. */
+export type ExplainSource = Pick<Runtime, "listenerState" | "geoIpCountry" | "env" | "status">;
+
+/**
+ * The client address as the firewall would see it: an IP, or the `ip:port` / `[ipv6]:port`
+ * of a log line (the port does not matter to any decision). IPv4-mapped IPv6 folds to IPv4,
+ * as it does for a real peer.
+ */
+export function parseClientAddr(text: string): IpAddress | null {
+  const direct = parseIp(text);
+  if (direct !== null) return direct;
+  const hostPort = parseHostPort(text, { allowEmptyHost: false, allowPortZero: true });
+  if ("error" in hostPort) return null;
+  return parseIp(hostPort.value.host);
+}
+
+/**
+ * The SNI name as the ClientHello reader would hand it to the route lookup (src/tls
+ * extensions.ts decodeHostName): printable ASCII only, lower-cased, one trailing dot dropped.
+ * Null for a name a real ClientHello could not carry (it would be refused as bad_hello).
+ */
+export function normalizeSni(text: string): string | null {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x21 || code > 0x7e) return null;
+  }
+  let name = text.toLowerCase();
+  if (name.endsWith(".")) name = name.slice(0, -1);
+  return name.length === 0 ? null : name;
+}
+
+function describeRule(rule: FirewallRule): string {
+  return `${rule.type} ${rule.value}`;
+}
+
+function describeRoute(matched: RouteMatchKind, route: RouteSpec): string {
+  const extras: string[] = [];
+  if (route.mode === "l7") {
+    extras.push("TLS terminated, HTTP proxied");
+    if (route.backendTls) extras.push("TLS to the backend");
+  } else {
+    extras.push("TLS passed through");
+  }
+  if (route.sendProxyProtocol) extras.push("PROXY v2 header sent");
+  return `${matched} route ${route.hostname} -> ${route.backend} (${extras.join(", ")})`;
+}
+
+/**
+ * The decision a connection from `clientAddr` naming `sni` on the listener would get if it
+ * arrived now, reached the way src/net/connection.ts reaches it and in the same order:
+ * firewall (admit), limits (admit), no SNI, route lookup (readHello). Every section is
+ * filled in even when an earlier step already decides, so an operator sees, say, the route a
+ * blocked client would have had. Pure: it counts nothing (no firewall hit, no connection).
+ *
+ * Not covered: the proxy_protocol_from check, which is about the peer (the balancer), not the
+ * client; on a proxy_protocol listener `clientAddr` is the address in the PROXY header.
+ *
+ * Throws ExplainError: `invalid_argument` for a bad client address or SNI name, `not_found`
+ * for a listener that is not running.
+ */
+export function explain(runtime: ExplainSource, request: ExplainRequest): Explanation {
+  const client = parseClientAddr(request.clientAddr);
+  if (client === null) {
+    throw new ExplainError(
+      "invalid_argument",
+      `client_addr ${JSON.stringify(request.clientAddr)}: expected an IP address, optionally with a port (203.0.113.7, 203.0.113.7:51000, [2001:db8::1]:51000)`,
+    );
+  }
+  const sni = request.sni === "" ? null : normalizeSni(request.sni);
+  if (request.sni !== "" && sni === null) {
+    throw new ExplainError(
+      "invalid_argument",
+      `sni ${JSON.stringify(request.sni)}: expected a host name in printable ASCII (empty for a ClientHello without SNI)`,
+    );
+  }
+  if (request.listenerAddr === "") {
+    throw new ExplainError(
+      "invalid_argument",
+      `listener_addr is required (${listenerList(runtime)})`,
+    );
+  }
+  const listener = runtime.listenerState(request.listenerAddr);
+  if (listener === null) {
+    throw new ExplainError(
+      "not_found",
+      `listener_addr ${JSON.stringify(request.listenerAddr)}: no such running listener (${listenerList(runtime)})`,
+    );
+  }
+  const clientText = formatIp(client);
+
+  // admit(), step 1: the firewall, on the client address.
+  const verdict = runtime.env.firewall.check(client);
+  const country = runtime.geoIpCountry(client);
+
+  // admit(), step 2: the limits, with the listener's live counts.
+  const { maxConnections, maxConnectionsPerIp } = listener.spec;
+  const admitted = listener.admitted;
+  const fromClient = listener.perIp.get(clientText) ?? 0;
+  const overListener = maxConnections > 0 && admitted >= maxConnections;
+  const overClient = maxConnectionsPerIp > 0 && fromClient >= maxConnectionsPerIp;
+
+  // readHello(): no SNI, then the route table the listener serves now.
+  const match = sni === null ? null : listener.routes.lookup(sni);
+  const route = match === null ? null : match.route.spec;
+  const matched: RouteMatchKind = match === null ? "none" : match.match;
+
+  let decision: ExplainDecision;
+  let explanation: string;
+  if (verdict.blocked) {
+    decision = "blocked";
+    const where = verdict.rule.type === "country" ? ` (country ${country ?? "?"})` : "";
+    explanation = `blocked: firewall rule ${describeRule(verdict.rule)} matches ${clientText}${where}; the connection is reset`;
+  } else if (overListener) {
+    decision = "limit";
+    explanation = `limit: ${admitted} connections admitted on ${listener.addr}, max_connections is ${maxConnections}; the connection is reset`;
+  } else if (overClient) {
+    decision = "limit";
+    explanation = `limit: ${fromClient} connections open from ${clientText}, max_connections_per_ip is ${maxConnectionsPerIp}; the connection is reset`;
+  } else if (sni === null) {
+    decision = "no_sni";
+    explanation =
+      "no_sni: a ClientHello without SNI gets a TLS unrecognized_name alert and is closed";
+  } else if (route === null) {
+    decision = "no_route";
+    explanation = `no_route: no exact or wildcard route for ${sni} on ${listener.addr}; a TLS unrecognized_name alert, then close`;
+  } else {
+    decision = route.mode === "l7" ? "terminate_l7" : "forward_l4";
+    explanation = `${decision}: ${describeRoute(matched, route)}`;
+  }
+
+  return {
+    firewall: {
+      blocked: verdict.blocked,
+      rule: verdict.blocked ? { type: verdict.rule.type, value: verdict.rule.value } : null,
+      country,
+    },
+    limits: {
+      maxConnections,
+      admitted,
+      maxConnectionsPerIp,
+      fromClient,
+      wouldExceed: overListener || overClient,
+    },
+    route: { matched, route: route === null ? null : { ...route } },
+    decision,
+    explanation,
+  };
+}
+
+function listenerList(runtime: ExplainSource): string {
+  const addrs = runtime.status().listeners.map((listener) => JSON.stringify(listener.addr));
+  return `listeners: ${addrs.length === 0 ? "none" : addrs.join(", ")}`;
+}
