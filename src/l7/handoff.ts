@@ -48,8 +48,11 @@ export interface L7Session {
   onEnd(): void;
   /** The client socket closed (with the error when it was reset). */
   onClose(error?: Error): void;
-  /** Shutdown deadline or idle sweep: close everything now. */
-  abort(): void;
+  /**
+   * Shutdown deadline or idle sweep: close everything now. Given a reason, the session calls
+   * finish(reason, bytesUp, bytesDown) itself, so the log line keeps its byte counts.
+   */
+  abort(reason?: EndReason): void;
   /** Milliseconds (performance.now()) of the last byte either way, for idle_timeout. */
   lastActivity(): number;
 }

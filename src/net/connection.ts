@@ -64,8 +64,10 @@ export class Connection {
     private readonly listener: ListenerState,
     private readonly env: ProxyEnv,
   ) {
-    this.clientAddress = client.remoteAddress;
-    this.clientPort = client.remotePort;
+    // Undefined at run time (despite bun-types) when the peer reset before the accept was
+    // handled, e.g. HAProxy's health checks; onOpen then refuses "" instead of throwing.
+    this.clientAddress = client.remoteAddress ?? "";
+    this.clientPort = client.remotePort ?? 0;
   }
 
   /** Accept: count, check trust/firewall/limits, start the hello clock. */
@@ -147,16 +149,27 @@ export class Connection {
     }
   }
 
+  /**
+   * Appends to `pending`, a view into a buffer grown geometrically: a client sending its
+   * ClientHello one byte per segment costs O(n) copying, not O(n²). The common case, a
+   * whole ClientHello in one read, copies it once into an exactly sized buffer.
+   */
   private append(chunk: Uint8Array): void {
     const before = this.pending;
     if (before === null) {
       this.pending = chunk.slice();
       return;
     }
-    const joined = new Uint8Array(before.length + chunk.length);
-    joined.set(before, 0);
-    joined.set(chunk, before.length);
-    this.pending = joined;
+    const end = before.byteOffset + before.length;
+    if (end + chunk.length <= before.buffer.byteLength) {
+      new Uint8Array(before.buffer).set(chunk, end);
+      this.pending = new Uint8Array(before.buffer, before.byteOffset, before.length + chunk.length);
+      return;
+    }
+    const grown = new Uint8Array(Math.max(2 * (before.length + chunk.length), 1024));
+    grown.set(before, 0);
+    grown.set(chunk, before.length);
+    this.pending = grown.subarray(0, before.length + chunk.length);
   }
 
   private readProxyHeader(): void {
@@ -173,7 +186,14 @@ export class Connection {
     const source = result.header.source;
     // LOCAL and UNKNOWN carry no client: the balancer speaks for itself (health checks).
     if (source !== null) {
-      this.clientIp = parseIp(source.address);
+      const ip = parseIp(source.address);
+      // The decoder emits canonical text, so this cannot fail unless the two disagree; a
+      // client address that is not one must never reach the firewall as null.
+      if (ip === null) {
+        this.close("bad_proxy_header");
+        return;
+      }
+      this.clientIp = ip;
       this.clientAddress = source.address;
       this.clientPort = source.port;
     }
@@ -271,6 +291,8 @@ export class Connection {
     }
     const hello = this.pending!;
     this.pending = null;
+    // The ClientHello (and anything read while dialing) is client-to-backend traffic too.
+    this.bytesUp += hello.length;
     if (this.toBackend.write(backend, hello)) {
       if (this.clientEnded) backend.shutdown();
       else resumeReading(this.client);
@@ -335,6 +357,11 @@ export class Connection {
         this.close("bad_hello");
         return;
       case PIPING:
+        if (this.toClient.failed) {
+          // Not a FIN: a write to the client failed first, so this EOF is its reset.
+          this.resetBoth();
+          return;
+        }
         if (this.toBackend.isEmpty) {
           this.backend!.shutdown();
           this.finishIfBothEnded();
@@ -351,6 +378,10 @@ export class Connection {
 
   onBackendEnd(): void {
     this.backendEnded = true;
+    if (this.phase === PIPING && this.toBackend.failed) {
+      this.resetBoth();
+      return;
+    }
     if (this.phase === PIPING && this.toClient.isEmpty) {
       this.client.shutdown();
       this.finishIfBothEnded();
@@ -372,23 +403,30 @@ export class Connection {
       this.finish("closed");
       return;
     }
-    this.finish(this.phase === PIPING || this.phase === DIALING ? "closed" : "bad_hello");
+    this.finish(
+      this.phase === PIPING || this.phase === DIALING
+        ? "closed"
+        : this.phase === PROXY_HEADER
+          ? "bad_proxy_header"
+          : "bad_hello",
+    );
     const backend = this.backend;
     if (backend !== null) {
-      if (error) backend.terminate();
+      if (error || this.toClient.failed) backend.terminate();
       else backend.end();
     }
   }
 
   onBackendClose(error?: Error): void {
     if (this.phase !== PIPING) return;
-    if (!error && !this.toClient.isEmpty) {
+    const reset = Boolean(error) || this.toBackend.failed;
+    if (!reset && !this.toClient.isEmpty) {
       // Let the queued bytes reach the client; its drain or close ends the connection.
       this.backendEnded = true;
       return;
     }
     this.finish("closed");
-    if (error) this.client.terminate();
+    if (reset) this.client.terminate();
     else this.client.end();
   }
 
@@ -410,7 +448,7 @@ export class Connection {
         return;
       case L7:
         if (now - this.l7!.lastActivity() >= this.env.timeouts.idleTimeoutMs) {
-          this.l7!.abort();
+          this.l7!.abort("idle_timeout");
           this.finish("idle_timeout");
         }
         return;
@@ -421,8 +459,9 @@ export class Connection {
 
   /** Shutdown deadline: whatever is still open is cut. */
   abort(): void {
+    // An l7 session finishes itself (with its byte counts) when given a reason.
+    this.l7?.abort("shutdown");
     this.finish("shutdown");
-    this.l7?.abort();
     this.backend?.terminate();
     this.client.terminate();
   }
@@ -430,6 +469,13 @@ export class Connection {
   /** TCP RST to the client: nothing is sent, the peer sees ECONNRESET. */
   private reset(reason: EndReason): void {
     this.finish(reason);
+    this.client.terminate();
+  }
+
+  /** One side reset mid-pipe: reset both (SPEC §4 step 5, a reset is passed on as a reset). */
+  private resetBoth(): void {
+    this.finish("closed");
+    this.backend?.terminate();
     this.client.terminate();
   }
 

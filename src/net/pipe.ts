@@ -8,6 +8,11 @@ import type { Socket } from "bun";
  */
 export class WriteQueue {
   private chunks: Uint8Array[] = [];
+  /**
+   * A write() answered -1: the connection broke under us (reset). Once send() has reported
+   * ECONNRESET the kernel shows the reader a plain EOF, so this is the only trace of the reset.
+   */
+  failed = false;
 
   get isEmpty(): boolean {
     return this.chunks.length === 0;
@@ -24,6 +29,7 @@ export class WriteQueue {
     }
     const written = socket.write(chunk);
     if (written === chunk.length) return true;
+    if (written < 0) this.failed = true;
     // A short write: keep a copy of the rest, the read buffer is not ours to hold on to.
     this.chunks.push(chunk.slice(Math.max(written, 0)));
     return false;
@@ -35,6 +41,7 @@ export class WriteQueue {
       const chunk = this.chunks[0]!;
       const written = socket.write(chunk);
       if (written < chunk.length) {
+        if (written < 0) this.failed = true;
         if (written > 0) this.chunks[0] = chunk.subarray(written);
         return false;
       }

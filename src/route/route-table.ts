@@ -1,6 +1,6 @@
 // A listener's hostname → route map: exact names first, then `*.parent` (one label), immutable.
-import { parseHostPort } from "../config/address.ts";
 import type { SecureContext } from "node:tls";
+import { parseHostPort } from "../config/address.ts";
 import type { RouteSpec } from "../config/types.ts";
 import { CertificateError, loadRouteCertificate } from "../l7/certificates.ts";
 

@@ -2,6 +2,7 @@
 import { loadConfig } from "../config/load-config.ts";
 import type { Config } from "../config/types.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
+import { backendTrust } from "../l7/backend-trust.ts";
 import type { Logger } from "../log/logger.ts";
 import { startMetricsServer } from "../metrics/server.ts";
 import { type RunningListener, startListener } from "../net/listener.ts";
@@ -36,6 +37,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     }
     warnDormantListeners(config, store.listenerAddrs(), logger);
     const geoip = config.firewall.geoipDb ? GeoIpDatabase.open(config.firewall.geoipDb) : null;
+    // Read [proxy] backend_ca now, so a bad file stops the start rather than the first dial.
+    backendTrust(config.proxy.backendCa);
     const runtime = new Runtime({
       config,
       routes: store.allRoutes(),

@@ -1,0 +1,217 @@
+// An l7 session: TLS terminated in-process with the route's certificate, HTTP reverse-proxied (SPEC §7).
+import { performServerHandshake } from "node:http2";
+import type { Socket } from "node:net";
+import { TLSSocket } from "node:tls";
+import type { EndReason } from "../net/end-reason.ts";
+import { encodeProxyV2 } from "../proxy-protocol/index.ts";
+import type { Route } from "../route/route-table.ts";
+import { type BackendTarget, describeError, dialBackend, SessionAgent } from "./backend-dialer.ts";
+import { backendTrust } from "./backend-trust.ts";
+import { ClientStream } from "./client-stream.ts";
+import type { L7Handoff, L7Session } from "./handoff.ts";
+import { proxyHttp2Stream } from "./http-proxy.ts";
+import { serveHttp1 } from "./http1-server.ts";
+import type { ProxyContext } from "./proxy-context.ts";
+
+/** ALPN (RFC 7301) offers, in our order of preference. */
+const ALPN_PROTOCOLS = ["h2", "http/1.1"];
+
+/**
+ * Takes over a connection whose ClientHello routed to an l7 route. The bytes already read
+ * (the ClientHello) and every later chunk are fed to a node:tls server socket; once the
+ * handshake is done, ALPN picks node:http2 or node:http, and each request is proxied to the
+ * backend with a keep-alive agent owned by this session.
+ */
+export function startL7Session(handoff: L7Handoff): L7Session {
+  return new TerminatingSession(handoff);
+}
+
+class TerminatingSession implements L7Session, ProxyContext {
+  private readonly stream: ClientStream;
+  private readonly tls: TLSSocket;
+  private target: BackendTarget | null = null;
+  private agentInstance: SessionAgent | null = null;
+  /** WebSocket tunnels' backend sockets: closed with the session. */
+  private readonly tunnels = new Set<Socket>();
+  private answered = false;
+  private dialFailures = 0;
+  private finished = false;
+  /** The client is gone or the session was aborted: backend errors from here on are ours. */
+  private tornDown = false;
+
+  readonly route: Route;
+  readonly clientAddress: string;
+  readonly viaProxyProtocol: boolean;
+  readonly flow: ClientStream;
+
+  constructor(private readonly handoff: L7Handoff) {
+    this.route = handoff.route;
+    this.clientAddress = handoff.clientAddress;
+    this.viaProxyProtocol = handoff.viaProxyProtocol;
+    this.stream = new ClientStream(handoff.client);
+    this.flow = this.stream;
+    // The context was built when the route table was (src/route): a bad file never gets here.
+    this.tls = new TLSSocket(this.stream, {
+      isServer: true,
+      secureContext: this.route.secureContext ?? undefined,
+      ALPNProtocols: ALPN_PROTOCOLS,
+    });
+    // Failures reach us through the TLS socket and the client's close; an unhandled 'error'
+    // on the raw stream would throw out of the event loop and end the whole process.
+    this.stream.on("error", () => {});
+    this.tls.once("secure", () => this.onSecure());
+    this.tls.on("error", (error) => {
+      // Handshake failures (a client that distrusts the certificate) and TLS alerts.
+      handoff.logger.debug("l7 TLS error", {
+        client: this.clientText(),
+        error: describeError(error),
+      });
+    });
+    this.tls.once("close", () => {
+      // TLS is over (close_notify, HTTP done, or an error): FIN once pending bytes are out.
+      if (!this.stream.destroyed) this.stream.end();
+    });
+    this.stream.feed(handoff.initialBytes);
+  }
+
+  // --- L7Session: events from src/net ---
+
+  onData(chunk: Uint8Array): void {
+    this.stream.feed(chunk);
+  }
+
+  onDrain(): void {
+    this.stream.drain();
+  }
+
+  onEnd(): void {
+    this.stream.feedEnd();
+  }
+
+  onClose(error?: Error): void {
+    this.teardown(error);
+    this.finish(this.dialFailures > 0 && !this.answered ? "dial_failed" : "closed");
+  }
+
+  abort(reason?: EndReason): void {
+    // With a reason the session reports itself (and its byte counts); without, the caller does.
+    // First: terminate() may run the close handler at once, which would report "closed".
+    if (reason !== undefined) this.finish(reason);
+    this.teardown(new Error("aborted"));
+    this.handoff.client.terminate();
+  }
+
+  lastActivity(): number {
+    return this.stream.lastActivity;
+  }
+
+  // --- ProxyContext: what the request handlers use ---
+
+  get agent(): SessionAgent {
+    this.agentInstance ??= new SessionAgent(this.backendTarget());
+    return this.agentInstance;
+  }
+
+  dial(): Socket {
+    const socket = dialBackend(this.backendTarget());
+    this.tunnels.add(socket);
+    socket.once("close", () => this.tunnels.delete(socket));
+    return socket;
+  }
+
+  backendAnswered(): void {
+    this.answered = true;
+  }
+
+  dialFailed(error: Error): void {
+    if (this.tornDown) return;
+    this.dialFailures++;
+    this.handoff.logger.warn("dial backend failed", {
+      client: this.clientText(),
+      sni: this.tls.servername || this.route.spec.hostname,
+      backend: this.route.spec.backend,
+      mode: "l7",
+      backend_tls: this.route.spec.backendTls,
+      error: describeError(error),
+    });
+  }
+
+  backendFailed(error: Error): void {
+    if (this.tornDown) return;
+    this.handoff.logger.warn("backend request failed", {
+      client: this.clientText(),
+      backend: this.route.spec.backend,
+      error: describeError(error),
+    });
+  }
+
+  // --- internals ---
+
+  private onSecure(): void {
+    if (this.tls.alpnProtocol === "h2") {
+      const session = performServerHandshake(this.tls);
+      session.on("stream", (stream, headers) => proxyHttp2Stream(this, stream, headers));
+      // The client sent FIN (usually after GOAWAY): finish the open streams, then close. The
+      // h2 session does not do this by itself over a socket it was handed.
+      this.tls.once("end", () => session.close());
+      session.once("close", () => this.tls.end());
+      session.on("error", (error) => {
+        this.handoff.logger.debug("l7 h2 session error", {
+          client: this.clientText(),
+          error: describeError(error),
+        });
+      });
+      return;
+    }
+    // "http/1.1", or no ALPN at all (HTTP/1.1 is what such clients speak).
+    serveHttp1(this.tls, this);
+  }
+
+  /**
+   * Built on first use, after the handshake: for a wildcard route the backend's SNI is the
+   * name the client asked for (`*.example.com` is not a name a certificate can be checked
+   * against); for an exact route it is the route hostname, the same thing.
+   */
+  private backendTarget(): BackendTarget {
+    if (this.target !== null) return this.target;
+    const { route, handoff } = this;
+    const spec = route.spec;
+    const serverName = spec.hostname.startsWith("*.")
+      ? this.tls.servername || spec.hostname.slice(2)
+      : spec.hostname;
+    this.target = {
+      host: route.backendHost,
+      port: route.backendPort,
+      connectTimeoutMs: handoff.timeouts.connectTimeoutMs,
+      tls: spec.backendTls ? { serverName, trust: backendTrust(handoff.timeouts.backendCa) } : null,
+      proxyHeader: spec.sendProxyProtocol
+        ? encodeProxyV2(
+            { address: handoff.clientAddress, port: handoff.clientPort },
+            { address: handoff.localAddress, port: handoff.localPort },
+          )
+        : null,
+    };
+    return this.target;
+  }
+
+  private teardown(error?: Error): void {
+    this.tornDown = true;
+    this.stream.transportGone(error);
+    this.tls.destroy();
+    this.agentInstance?.destroy();
+    for (const socket of this.tunnels) socket.destroy();
+    this.tunnels.clear();
+  }
+
+  private finish(reason: EndReason): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.handoff.finish(reason, this.stream.bytesIn, this.stream.bytesOut);
+  }
+
+  private clientText(): string {
+    const address = this.handoff.clientAddress;
+    const port = this.handoff.clientPort;
+    return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+  }
+}
