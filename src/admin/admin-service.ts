@@ -4,10 +4,12 @@ import type {
   FirewallRule as ProtoFirewallRule,
   ProxyAdminServiceServer,
 } from "../../gen/mc_proxy/v1/admin.ts";
-import type { FirewallRule } from "../config/types.ts";
+import type { FirewallRule, RouteSpec } from "../config/types.ts";
 import { validateFirewallRule } from "../firewall/rule.ts";
+import { CertificateError } from "../l7/certificates.ts";
 import type { Logger } from "../log/logger.ts";
 import { collectStats } from "../metrics/stats.ts";
+import { RouteTable } from "../route/route-table.ts";
 import { normalizeHostname, validateRoute } from "../route/validate.ts";
 import { ExplainError, explain } from "../server/explain.ts";
 import type { Runtime } from "../server/runtime.ts";
@@ -116,8 +118,11 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       if (request.route === undefined) throw invalidArgument("route is required");
       const result = validateRoute(routeInputFromProto(request.route));
       if ("error" in result) throw invalidArgument(result.error);
-      const addr = requireListener(request.listenerAddr);
       const route = result.route;
+      // An l7 route's certificate is loaded when the route table is built: one that cannot be
+      // loaded would commit, then fail to apply (and fail the next start). Refuse it first.
+      if (route.mode === "l7") checkRouteCertificate(route);
+      const addr = requireListener(request.listenerAddr);
       store.addRoute(addr, route);
       applyRoutes(addr);
       logger.info("route added", {
@@ -185,6 +190,16 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       ),
     ),
   };
+}
+
+/** INVALID_ARGUMENT naming the route and the path when its certificate or key cannot be used. */
+function checkRouteCertificate(route: RouteSpec): void {
+  try {
+    new RouteTable([route]);
+  } catch (error) {
+    if (error instanceof CertificateError) throw invalidArgument(error.message);
+    throw error;
+  }
 }
 
 /** Thrown when a change committed but the runtime refused it: the two now differ until restart. */

@@ -93,7 +93,8 @@ export function parseIp(text: string): IpAddress | null {
   // Fast path: on a dual-stack listener every IPv4 client arrives as `::ffff:a.b.c.d`.
   if (text.startsWith("::ffff:") && text.indexOf(":", 7) === -1) {
     const bytes = parseIpv4(text.slice(7));
-    return bytes ? { family: 4, bytes } : null;
+    if (bytes) return { family: 4, bytes };
+    // Not a dotted quad: `::ffff:a00` is the plain IPv6 address 0:0:0:0:0:0:ffff:a00.
   }
   if (text.includes(":")) {
     const bytes = parseIpv6(text);

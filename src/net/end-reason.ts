@@ -4,10 +4,10 @@
  * - blocked: the firewall matched the client (TCP RST)
  * - limit: over max_connections or max_connections_per_ip (TCP RST)
  * - not_trusted: proxy_protocol_from does not list the peer (TCP RST)
- * - bad_proxy_header: missing, malformed or slow PROXY header
+ * - bad_proxy_header: missing or malformed PROXY header, or the peer left before finishing it
  * - no_sni / no_route: unrecognized_name alert sent
  * - bad_hello: not TLS, malformed, too large, or the client gave up before finishing it
- * - hello_timeout: no complete ClientHello within hello_timeout
+ * - hello_timeout: no complete PROXY header and ClientHello within hello_timeout
  * - dial_failed: backend refused, unreachable or slower than connect_timeout (TCP RST)
  * - idle_timeout: no bytes either way for idle_timeout
  * - shutdown: still open when shutdown_timeout ran out
