@@ -129,11 +129,12 @@ async function drainAndStop(options: {
   const { runtime, logger } = options;
   const env = runtime.env;
   const timeoutMs = options.config.proxy.shutdownTimeoutMs;
+  // Stop first, log second: whoever reads the line may rely on new connections being refused.
+  for (const listener of options.running) listener.stopAccepting();
   logger.info(`received ${options.reason}, shutting down`, {
     active: env.open.size,
     shutdown_timeout_ms: timeoutMs,
   });
-  for (const listener of options.running) listener.stopAccepting();
   if (env.open.size > 0) {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
