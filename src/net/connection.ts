@@ -57,6 +57,8 @@ export class Connection {
   private bytesUp = 0;
   private bytesDown = 0;
   private blockedBy: FirewallRule | null = null;
+  /** Descriptors this connection counts in env.descriptorsInUse (client, then backend). */
+  private descriptors = 0;
   private l7: L7Session | null = null;
 
   constructor(
@@ -76,6 +78,11 @@ export class Connection {
     listener.stats.total++;
     listener.stats.active++;
     this.env.open.add(this);
+    this.holdDescriptor();
+    if (this.env.descriptorsInUse > this.env.descriptorBudget) {
+      this.reset("limit");
+      return;
+    }
     const peer = parseIp(this.clientAddress);
     if (peer === null) {
       this.reset("bad_hello");
@@ -238,11 +245,13 @@ export class Connection {
     this.phase = DIALING;
     this.deadline = performance.now() + this.env.timeouts.connectTimeoutMs;
     pauseReading(this.client);
+    this.holdDescriptor();
     dialBackend(match.route, this);
   }
 
   /** Hands the client to an l7 session: TLS is terminated in-process (SPEC §7). */
   private startL7(route: Route): void {
+    this.holdDescriptor(); // its backend connection
     const client = this.client;
     const initialBytes = this.pending!;
     this.pending = null;
@@ -466,6 +475,11 @@ export class Connection {
     this.client.terminate();
   }
 
+  private holdDescriptor(): void {
+    this.descriptors++;
+    this.env.descriptorsInUse++;
+  }
+
   /** TCP RST to the client: nothing is sent, the peer sees ECONNRESET. */
   private reset(reason: EndReason): void {
     this.finish(reason);
@@ -505,6 +519,8 @@ export class Connection {
     this.toClient.clear();
     const listener = this.listener;
     this.env.open.delete(this);
+    this.env.descriptorsInUse -= this.descriptors;
+    this.descriptors = 0;
     const stats = listener.stats;
     stats.active--;
     if (this.admitted) {

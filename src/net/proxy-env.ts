@@ -11,6 +11,10 @@ export interface ProxyEnv {
   readonly hits: FirewallHits;
   readonly logger: Logger;
   readonly timeouts: ProxyTimeouts;
+  /** Descriptors the connection path may hold (descriptor-cap.ts); past it: reset at accept. */
+  readonly descriptorBudget: number;
+  /** Client sockets plus backend sockets held now, counted by the connections. */
+  descriptorsInUse: number;
   /** Every open connection, for the deadline sweep and for shutdown. */
   readonly open: Set<Connection>;
   /** Called whenever a connection ends, so shutdown can notice the last one. */

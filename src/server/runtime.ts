@@ -43,6 +43,8 @@ export class Runtime {
     geoip: GeoIpDatabase | null;
     logger: Logger;
     version: string;
+    /** Descriptors the connection path may hold; Infinity for no limit. */
+    descriptorBudget?: number;
   }) {
     this.version = options.version;
     this.geoip = options.geoip;
@@ -52,6 +54,8 @@ export class Runtime {
       hits: new FirewallHits(),
       logger: options.logger,
       timeouts: options.config.proxy,
+      descriptorBudget: options.descriptorBudget ?? Number.POSITIVE_INFINITY,
+      descriptorsInUse: 0,
       open: new Set<Connection>(),
       onConnectionEnd: null,
     };

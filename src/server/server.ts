@@ -5,6 +5,7 @@ import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { backendTrust } from "../l7/backend-trust.ts";
 import type { Logger } from "../log/logger.ts";
 import { startMetricsServer } from "../metrics/server.ts";
+import { descriptorBudget, openFileLimit } from "../net/descriptor-cap.ts";
 import { type RunningListener, startListener } from "../net/listener.ts";
 import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
 import { Store } from "../store/store.ts";
@@ -39,6 +40,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const geoip = config.firewall.geoipDb ? GeoIpDatabase.open(config.firewall.geoipDb) : null;
     // Read [proxy] backend_ca now, so a bad file stops the start rather than the first dial.
     backendTrust(config.proxy.backendCa);
+    const fileLimit = openFileLimit();
+    const budget = descriptorBudget(fileLimit);
+    logger.info("descriptor budget", { open_file_limit: fileLimit ?? "unknown", budget });
     const runtime = new Runtime({
       config,
       routes: store.allRoutes(),
@@ -46,6 +50,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       geoip,
       logger,
       version: VERSION,
+      descriptorBudget: budget,
     });
     for (const state of runtime.listenerStates()) {
       const listener = startListener(state, runtime.env);

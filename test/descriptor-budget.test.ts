@@ -1,0 +1,115 @@
+// The descriptor budget: with a low open-file limit, the excess is reset at accept and the
+// process stays idle instead of spinning on EMFILE.
+import { afterAll, expect, test } from "bun:test";
+import type { Socket } from "node:net";
+import { join } from "node:path";
+import { type HoldBackend, startHoldBackend } from "./helpers/hold-backend.ts";
+import {
+  logField,
+  mcProxyCommand,
+  type RunningProxy,
+  startProxy,
+  tempDir,
+  writeFile,
+} from "./helpers/proxy.ts";
+import { clientHelloFor, rawConnect } from "./helpers/raw.ts";
+
+const LIMIT = 200;
+
+let proxy: RunningProxy | undefined;
+let backend: HoldBackend | undefined;
+const sockets: Socket[] = [];
+
+afterAll(async () => {
+  for (const socket of sockets) socket.destroy();
+  await proxy?.stop();
+  backend?.close();
+});
+
+function cpuMs(pid: number): number {
+  const fields = require("node:fs")
+    .readFileSync(`/proc/${pid}/stat`, "utf8")
+    .split(") ")[1]
+    .split(" ");
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second here).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+test("over the budget, new connections are reset with outcome=limit and the proxy stays idle", async () => {
+  backend = await startHoldBackend();
+  const dir = tempDir();
+  const config = writeFile(
+    dir,
+    "mc-proxy.toml",
+    `[database]
+path = "${join(dir, "db.sqlite")}"
+[[listeners]]
+addr = "127.0.0.1:0"
+  [[listeners.routes]]
+  hostname = "budget.test"
+  backend = "127.0.0.1:${backend.port}"
+`,
+  );
+  proxy = await startProxy(config, {
+    command: ["prlimit", `--nofile=${LIMIT}:${LIMIT}`, "--", ...mcProxyCommand()],
+    env: { MC_PROXY_LOG_LEVEL: "info" },
+  });
+  const line = await proxy.waitForLog(/msg="descriptor budget"/);
+  expect(logField(line, "open_file_limit")).toBe(String(LIMIT));
+  const budget = Number(logField(line, "budget"));
+  expect(budget).toBe(LIMIT - 100);
+  const port = proxy.port("127.0.0.1:0");
+  const hello = await clientHelloFor("budget.test");
+
+  // Each piped connection holds two descriptors: budget/2 of them fill it.
+  const piped = budget / 2;
+  for (let i = 0; i < piped; i++) {
+    const socket = await rawConnect(port);
+    socket.on("error", () => {});
+    socket.write(hello);
+    sockets.push(socket);
+  }
+  const deadline = Date.now() + 10_000;
+  while (backend.connections() < piped && Date.now() < deadline) await Bun.sleep(20);
+  expect(backend.connections()).toBe(piped);
+
+  const cpuBefore = cpuMs(proxy.pid);
+  const extra = 40;
+  const outcomes = await Promise.all(
+    Array.from({ length: extra }, async () => {
+      // The reset can come before "connect" fires (rawConnect rejects) or after.
+      const socket = await rawConnect(port).catch(
+        (error: NodeJS.ErrnoException) => error.code ?? "error",
+      );
+      if (typeof socket === "string") return socket;
+      return await new Promise<string>((resolve) => {
+        socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "error"));
+        socket.once("close", () => resolve("closed"));
+        socket.write(hello);
+        setTimeout(() => resolve("open"), 1000);
+      }).finally(() => socket.destroy());
+    }),
+  );
+  expect(outcomes.filter((o) => o === "ECONNRESET")).toHaveLength(extra);
+  expect(backend.connections()).toBe(piped);
+  // The log lines come through a pipe: give them a moment to arrive.
+  const limited = () =>
+    proxy!.logs.filter((l) => l.includes('msg="connection"') && l.includes("outcome=limit"));
+  const logDeadline = Date.now() + 5000;
+  while (limited().length < extra && Date.now() < logDeadline) await Bun.sleep(20);
+  expect(limited()).toHaveLength(extra);
+  // Idle over a second of waiting: no accept loop spinning on EMFILE.
+  await Bun.sleep(1000);
+  expect(cpuMs(proxy.pid) - cpuBefore).toBeLessThan(500);
+
+  // Freed descriptors are usable again.
+  for (const socket of sockets.splice(0, 10)) socket.destroy();
+  await Bun.sleep(200);
+  const again = await rawConnect(port);
+  again.write(hello);
+  const before = backend.connections();
+  const until = Date.now() + 5000;
+  while (backend.connections() === before && Date.now() < until) await Bun.sleep(20);
+  expect(backend.connections()).toBe(before + 1);
+  again.destroy();
+}, 60_000);
