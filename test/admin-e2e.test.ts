@@ -226,7 +226,9 @@ describe("changes through mcproxyctl reach the running proxy and survive a resta
   });
 
   test("routes list shows every listener's routes with mode and option tags", async () => {
-    await mcproxyctl([
+    // l7 certificates are loaded when the route is added, so they must be real files.
+    const l7 = makeCa("l7-ca").issue("l7.example.com", ["*.l7.example.com"]);
+    const added = await mcproxyctl([
       "routes",
       "add",
       "-c",
@@ -240,12 +242,14 @@ describe("changes through mcproxyctl reach the running proxy and survive a resta
       "--mode",
       "l7",
       "--tls-cert",
-      "/etc/c.pem",
+      l7.cert,
       "--tls-key",
-      "/etc/k.pem",
+      l7.key,
       "--backend-tls",
       "--send-proxy-protocol",
     ]);
+    expect(added.stderr).toBe("");
+    expect(added.code).toBe(0);
     const table = await mcproxyctl(["routes", "list", "-c", config]);
     expect(table.code).toBe(0);
     expect(table.stdout.split("\n")).toEqual([
@@ -271,8 +275,8 @@ describe("changes through mcproxyctl reach the running proxy and survive a resta
       hostname: "*.l7.example.com",
       backend: "127.0.0.1:1",
       mode: "l7",
-      tls_cert: "/etc/c.pem",
-      tls_key: "/etc/k.pem",
+      tls_cert: l7.cert,
+      tls_key: l7.key,
       backend_tls: true,
       send_proxy_protocol: true,
     });
