@@ -40,7 +40,10 @@ export async function runCli(
       return 2;
     }
     if (error instanceof Error && !BUILT_IN_ERRORS.has(name)) {
-      console.error(`${program}: ${error.message}`);
+      // Under systemd the fatal line must carry the error priority, or `journalctl -p err`
+      // would miss the one line that says why the service did not start (sd-daemon(3)).
+      const priority = process.env.JOURNAL_STREAM ? "<3>" : "";
+      console.error(`${priority}${program}: ${error.message}`);
       return exitCodeFor(error);
     }
     console.error(error);

@@ -286,9 +286,15 @@ export class AdminClient {
   private call<T>(rpc: string, start: (callback: Callback<T>) => unknown): Promise<T> {
     return new Promise((resolve, reject) => {
       start((error, response) => {
-        if (error) reject(new AdminCallError(rpc, error.code, error.details || error.message));
+        if (error)
+          reject(new AdminCallError(rpc, error.code, cleanDetails(error.details || error.message)));
         else resolve(response);
       });
     });
   }
+}
+
+/** grpc-js ends connection failures with an empty "Resolution note: "; drop that noise. */
+function cleanDetails(details: string): string {
+  return details.replace(/\.? ?Resolution note: ?$/, "").trim();
 }

@@ -182,23 +182,45 @@ function formatBound(hostname: string, port: number): string {
   return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
-/** Runs the server until SIGTERM/SIGINT; SIGHUP reloads GeoIP. Resolves when stopped. */
+/**
+ * Runs the server until SIGTERM/SIGINT; SIGHUP reloads GeoIP. Resolves when stopped. The
+ * handlers are installed before anything starts: a signal that arrives during start-up
+ * must not kill the process with the default action (exit 143 without draining).
+ */
 export async function runServer(configPath: string, logger: Logger): Promise<void> {
   const config = loadConfig(configPath);
-  const server = await startServer(config, logger);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      server.shutdown(signal).then(resolve, (error) => {
-        logger.error("shutdown failed", { error: String(error) });
-        resolve();
-      });
-    };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
-    process.on("SIGHUP", () => {
-      logger.info("received SIGHUP, reloading GeoIP database");
-      if (config.firewall.geoipDb) server.runtime.reloadGeoIp(config.firewall.geoipDb);
-      else logger.warn("no geoip_db configured, nothing to reload");
+  let server: RunningServer | null = null;
+  let stopRequested: string | null = null;
+  const { promise: stopped, resolve } = Promise.withResolvers<void>();
+  const stop = (signal: string) => {
+    if (server === null) {
+      stopRequested ??= signal; // acted on as soon as the start completes
+      return;
+    }
+    server.shutdown(signal).then(resolve, (error) => {
+      logger.error("shutdown failed", { error: String(error) });
+      resolve();
     });
-  });
+  };
+  const onTerm = () => stop("SIGTERM");
+  const onInt = () => stop("SIGINT");
+  const onHup = () => {
+    logger.info("received SIGHUP, reloading GeoIP database");
+    if (server === null) logger.warn("still starting, SIGHUP ignored");
+    else if (config.firewall.geoipDb) server.runtime.reloadGeoIp(config.firewall.geoipDb);
+    else logger.warn("no geoip_db configured, nothing to reload");
+  };
+  process.on("SIGTERM", onTerm);
+  process.on("SIGINT", onInt);
+  process.on("SIGHUP", onHup);
+  try {
+    server = await startServer(config, logger);
+  } catch (error) {
+    process.off("SIGTERM", onTerm);
+    process.off("SIGINT", onInt);
+    process.off("SIGHUP", onHup);
+    throw error;
+  }
+  if (stopRequested !== null) stop(stopRequested);
+  await stopped;
 }

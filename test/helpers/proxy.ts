@@ -56,9 +56,16 @@ export function logField(line: string, key: string): string | undefined {
  */
 export async function startProxy(
   configPath: string,
-  options: { env?: Record<string, string> } = {},
+  options: {
+    env?: Record<string, string>;
+    /** argv prefix instead of mcProxyCommand() (a copied executable, a wrapper). */
+    command?: string[];
+    cwd?: string;
+  } = {},
 ): Promise<RunningProxy> {
-  const proc = Bun.spawn([...mcProxyCommand(), "server", "-c", configPath], {
+  const command = options.command ?? mcProxyCommand();
+  const proc = Bun.spawn([...command, "server", "-c", configPath], {
+    cwd: options.cwd,
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
