@@ -128,7 +128,7 @@ mc-proxy dev: listener 127.0.0.1:${PORT}, admin API 127.0.0.1:${ADMIN_PORT} (mTL
   try:  curl --cacert .dev/ca.pem https://alpha.localhost:${PORT}/
         curl --cacert .dev/ca.pem https://beta.localhost:${PORT}/
         bun src/cmd/mc-proxy.ts status -c .dev/mc-proxy.toml
-        bun src/cmd/mcproxyctl.ts -c .dev/mc-proxy.toml routes list
+        bun src/cmd/mcproxyctl.ts routes list -c .dev/mc-proxy.toml
   (*.localhost resolves to 127.0.0.1 in curl) Ctrl-C stops everything.
 `);
 const proxy = Bun.spawn(
