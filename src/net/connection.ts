@@ -4,6 +4,7 @@ import type { FirewallRule } from "../config/types.ts";
 import { formatIp, type IpAddress, parseIp } from "../ip/ip.ts";
 import type { L7Session } from "../l7/handoff.ts";
 import { startL7Session } from "../l7/session.ts";
+import type { LogFields } from "../log/logger.ts";
 import { decodeProxyHeader } from "../proxy-protocol/decode.ts";
 import { encodeProxyV2 } from "../proxy-protocol/v2.ts";
 import type { Route } from "../route/route-table.ts";
@@ -12,7 +13,7 @@ import { readClientHello } from "../tls/client-hello.ts";
 import { dialBackend } from "./dial.ts";
 import type { EndReason } from "./end-reason.ts";
 import type { ListenerState } from "./listener-state.ts";
-import { pauseReading, resumeReading, WriteQueue } from "./pipe.ts";
+import { pauseReading, releaseReadBuffer, resumeReading, WriteQueue } from "./pipe.ts";
 import type { ProxyEnv } from "./proxy-env.ts";
 import type { TrafficStats } from "./traffic-stats.ts";
 
@@ -24,6 +25,12 @@ const PIPING = 3;
 const CLOSED = 4;
 /** An l7 route took the connection: events go to the session (src/l7). */
 const L7 = 5;
+/**
+ * What a client may send while its backend is dialed before its reading is paused. Not pausing
+ * up front saves two epoll changes, two TCP_CORK calls and two writable wake-ups per connection
+ * (strace); above the 16 KiB a ClientHello may take, so only a client streaming early pauses.
+ */
+const DIALING_BUFFER_BYTES = 64 * 1024;
 type Phase =
   | typeof PROXY_HEADER
   | typeof HELLO
@@ -134,7 +141,8 @@ export class Connection {
       case PIPING:
         this.bytesUp += chunk.length;
         this.lastActivity = performance.now();
-        if (!this.toBackend.write(this.backend!, chunk)) pauseReading(this.client);
+        if (this.toBackend.write(this.backend!, chunk)) releaseReadBuffer(chunk);
+        else pauseReading(this.client);
         return;
       case PROXY_HEADER:
         this.append(chunk);
@@ -145,8 +153,9 @@ export class Connection {
         this.readHello();
         return;
       case DIALING:
-        // Reading is paused while dialing, but a chunk already in flight may still arrive.
+        // Kept for the backend; a client that keeps sending is paused past the bound.
         this.append(chunk);
+        if (this.pending!.length > DIALING_BUFFER_BYTES) pauseReading(this.client);
         return;
       case L7:
         this.l7!.onData(chunk);
@@ -164,7 +173,11 @@ export class Connection {
   private append(chunk: Uint8Array): void {
     const before = this.pending;
     if (before === null) {
-      this.pending = chunk.slice();
+      // Bun hands every read over in a buffer of its own, never reused: keep it, no copy.
+      // (A chunk that is a view into a larger buffer is copied, so growing in place below
+      // can never write into memory the chunk does not own.)
+      const ownsBuffer = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
+      this.pending = ownsBuffer ? chunk : chunk.slice();
       return;
     }
     const end = before.byteOffset + before.length;
@@ -244,7 +257,6 @@ export class Connection {
     }
     this.phase = DIALING;
     this.deadline = performance.now() + this.env.timeouts.connectTimeoutMs;
-    pauseReading(this.client);
     this.holdDescriptor();
     dialBackend(match.route, this);
   }
@@ -303,8 +315,11 @@ export class Connection {
     // The ClientHello (and anything read while dialing) is client-to-backend traffic too.
     this.bytesUp += hello.length;
     if (this.toBackend.write(backend, hello)) {
+      releaseReadBuffer(hello);
       if (this.clientEnded) backend.shutdown();
-      else resumeReading(this.client);
+      else resumeReading(this.client); // a no-op unless DIALING_BUFFER_BYTES paused it
+    } else {
+      pauseReading(this.client); // until the backend drains
     }
   }
 
@@ -328,7 +343,8 @@ export class Connection {
     if (this.phase !== PIPING) return;
     this.bytesDown += chunk.length;
     this.lastActivity = performance.now();
-    if (!this.toClient.write(this.client, chunk)) pauseReading(this.backend!);
+    if (this.toClient.write(this.client, chunk)) releaseReadBuffer(chunk);
+    else pauseReading(this.backend!);
   }
 
   onClientDrain(): void {
@@ -541,7 +557,7 @@ export class Connection {
     }
     const logger = this.env.logger;
     if (logger.enabled("info")) {
-      logger.info("connection", {
+      const fields: LogFields = {
         client:
           this.clientIp?.family === 6
             ? `[${this.clientAddress}]:${this.clientPort}`
@@ -554,8 +570,13 @@ export class Connection {
         bytes_down: this.bytesDown,
         duration_ms: Math.round(performance.now() - this.startedAt),
         outcome: reason,
-        ...(this.blockedBy ? { rule_type: this.blockedBy.type, rule: this.blockedBy.value } : {}),
-      });
+      };
+      // Assigned, not spread: an object spread per connection is measurably slower.
+      if (this.blockedBy) {
+        fields.rule_type = this.blockedBy.type;
+        fields.rule = this.blockedBy.value;
+      }
+      logger.info("connection", fields);
     }
     this.env.onConnectionEnd?.();
   }

@@ -5,7 +5,8 @@ import type { Connection } from "./connection.ts";
 
 const BACKEND_HANDLERS: SocketHandler<Connection> = {
   open(socket) {
-    socket.setNoDelay(true);
+    // No setNoDelay(true) here: Bun sets TCP_NODELAY on every socket it connects, twice
+    // already (strace), so a third call was one more syscall per connection.
     socket.data.onBackendOpen(socket as Socket<Connection>);
   },
   data(socket, chunk) {
