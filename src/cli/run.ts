@@ -1,5 +1,6 @@
 // Runs a citty command tree with the exit codes of SPEC §1 and one-line error messages.
 import { type CommandDef, runCommand, showUsage } from "citty";
+import { flushLogs } from "../log/logger.ts";
 import { VERSION } from "../version.ts";
 import { exitCodeFor } from "./errors.ts";
 
@@ -33,6 +34,7 @@ export async function runCli(
     await runCommand(main, { rawArgs });
     return 0;
   } catch (error) {
+    flushLogs(); // the log lines that led up to the failure come first
     const name = error instanceof Error ? error.name : "";
     if (name === "CLIError") {
       await showUsage(...(await resolveForUsage(main, rawArgs)));

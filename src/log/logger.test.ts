@@ -1,6 +1,6 @@
 // Logger: logfmt lines, and the batching that turns a write per line into a write per turn.
 import { describe, expect, test } from "bun:test";
-import { batchedWriter, createMemoryLogger, formatValue } from "./logger.ts";
+import { batchedWriter, createMemoryLogger, flushLogs, formatValue } from "./logger.ts";
 
 describe("formatValue", () => {
   test.each([
@@ -47,4 +47,15 @@ test("a line has time, level, msg and the fields in order", () => {
   expect(lines[0]).toMatch(
     /^time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ level=INFO msg="connection" client=127\.0\.0\.1:5 bytes_up=10 sni=""$/,
   );
+});
+
+test("flushLogs writes what a batched writer still holds, before anything written after it", () => {
+  const out: string[] = [];
+  const write = batchedWriter((text) => out.push(text));
+  write("a\n");
+  write("b\n");
+  expect(out).toEqual([]);
+  flushLogs();
+  out.push("fatal\n");
+  expect(out.join("")).toBe("a\nb\nfatal\n");
 });

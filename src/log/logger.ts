@@ -109,6 +109,17 @@ export function createProcessLogger(env: Record<string, string | undefined> = pr
   });
 }
 
+/** The flush of every batched writer, for flushLogs(). */
+const PENDING_FLUSHES = new Set<() => void>();
+
+/**
+ * Writes what batched writers still hold, now. For whoever writes to stderr without the
+ * logger (the CLI's fatal start-up line): the log lines before it must come before it.
+ */
+export function flushLogs(): void {
+  for (const flush of PENDING_FLUSHES) flush();
+}
+
 /** A batch is written early once it holds this many characters. */
 const BATCH_MAX_CHARS = 64 * 1024;
 
@@ -127,6 +138,7 @@ export function batchedWriter(write: (text: string) => void): (line: string) => 
     buffered = "";
     write(text);
   };
+  PENDING_FLUSHES.add(flush);
   process.on("exit", () => {
     if (buffered !== "") writeSync(2, buffered);
     buffered = "";
