@@ -12,6 +12,9 @@ import { createMemoryLogger } from "../src/log/logger.ts";
 import { Runtime, type RuntimeStatus } from "../src/server/runtime.ts";
 import { Store } from "../src/store/index.ts";
 import { makeCa } from "./helpers/certs.ts";
+
+export { makeSelfSigned } from "./helpers/certs.ts";
+
 import { tempDir } from "./helpers/proxy.ts";
 
 export const GEOIP_FIXTURE = join(import.meta.dir, "fixtures/geoip/country-a.mmdb");
@@ -34,40 +37,6 @@ export function makeAdminCerts(): AdminCerts {
     client: ca.issue("admin-client", ["admin-client"]),
     rogueClient: rogue.issue("rogue-client", ["rogue-client"]),
   };
-}
-
-/** A self-signed certificate for localhost and 127.0.0.1 (no CA): what `tls_cert` pins. */
-export function makeSelfSigned(dir = tempDir("mc-proxy-self-signed-")): {
-  cert: string;
-  key: string;
-} {
-  const cert = join(dir, "self-signed.pem");
-  const key = join(dir, "self-signed-key.pem");
-  const result = Bun.spawnSync(
-    [
-      "openssl",
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "2",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
-    ],
-    { stdout: "pipe", stderr: "pipe" },
-  );
-  if (result.exitCode !== 0) throw new Error(`openssl req -x509: ${result.stderr.toString()}`);
-  return { cert, key };
 }
 
 /** A config with two listeners and seed routes/rules; never listened on by these tests. */

@@ -1,8 +1,13 @@
 // 256 MiB through an l4 route into a slow backend: every byte arrives, memory stays bounded.
 import { afterAll, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
-import { type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
+import {
+  listenerWithRoute,
+  type RunningProxy,
+  startProxy,
+  tempDir,
+  writeProxyConfig,
+} from "./helpers/proxy.ts";
 import {
   clientHelloFor,
   rawConnect,
@@ -26,18 +31,7 @@ afterAll(async () => {
 test("a client writing 256 MiB to a slow backend is held back, loses nothing, and RSS grows < 64 MiB", async () => {
   sink = await startSlowSink({ pauseEvery: MIB, pauseMs: 10 });
   const dir = tempDir();
-  const config = writeFile(
-    dir,
-    "mc-proxy.toml",
-    `[database]
-path = "${join(dir, "db.sqlite")}"
-[[listeners]]
-addr = "127.0.0.1:0"
-  [[listeners.routes]]
-  hostname = "bulk.test"
-  backend = "127.0.0.1:${sink.port}"
-`,
-  );
+  const config = writeProxyConfig(dir, listenerWithRoute("127.0.0.1:0", "bulk.test", sink.port));
   proxy = await startProxy(config, { env: { MC_PROXY_LOG_LEVEL: "info" } });
   const port = proxy.port("127.0.0.1:0");
   const hello = await clientHelloFor("bulk.test");

@@ -2,15 +2,15 @@
 // process stays idle instead of spinning on EMFILE.
 import { afterAll, expect, test } from "bun:test";
 import type { Socket } from "node:net";
-import { join } from "node:path";
 import { type HoldBackend, startHoldBackend } from "./helpers/hold-backend.ts";
 import {
+  listenerWithRoute,
   logField,
   mcProxyCommand,
   type RunningProxy,
   startProxy,
   tempDir,
-  writeFile,
+  writeProxyConfig,
 } from "./helpers/proxy.ts";
 import { clientHelloFor, rawConnect } from "./helpers/raw.ts";
 
@@ -38,17 +38,9 @@ function cpuMs(pid: number): number {
 test("over the budget, new connections are reset with outcome=limit and the proxy stays idle", async () => {
   backend = await startHoldBackend();
   const dir = tempDir();
-  const config = writeFile(
+  const config = writeProxyConfig(
     dir,
-    "mc-proxy.toml",
-    `[database]
-path = "${join(dir, "db.sqlite")}"
-[[listeners]]
-addr = "127.0.0.1:0"
-  [[listeners.routes]]
-  hostname = "budget.test"
-  backend = "127.0.0.1:${backend.port}"
-`,
+    listenerWithRoute("127.0.0.1:0", "budget.test", backend.port),
   );
   proxy = await startProxy(config, {
     command: ["prlimit", `--nofile=${LIMIT}:${LIMIT}`, "--", ...mcProxyCommand()],

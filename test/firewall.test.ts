@@ -4,7 +4,13 @@ import { copyFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { type HoldBackend, startHoldBackend } from "./helpers/hold-backend.ts";
-import { type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
+import {
+  listenerWithRoute,
+  type RunningProxy,
+  startProxy,
+  tempDir,
+  writeProxyConfig,
+} from "./helpers/proxy.ts";
 import { clientHelloFor, rawConnect } from "./helpers/raw.ts";
 
 const GEOIP = resolve(import.meta.dir, "fixtures/geoip");
@@ -45,16 +51,9 @@ describe("blocking by ip, cidr and country", () => {
     const dir = tempDir();
     geoip = join(dir, "GeoLite2-Country.mmdb");
     copyFileSync(join(GEOIP, "country-a.mmdb"), geoip);
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `[database]
-path = "${join(dir, "mc-proxy.db")}"
-[[listeners]]
-addr = "${LISTENER}"
-  [[listeners.routes]]
-  hostname = "app.test"
-  backend = "127.0.0.1:${backend.port}"
+      `${listenerWithRoute(LISTENER, "app.test", backend.port)}
 [firewall]
 geoip_db = "${geoip}"
 blocked_ips = ["127.0.0.2"]
@@ -112,16 +111,9 @@ describe("SIGHUP moves a client into a blocked country", () => {
     const dir = tempDir();
     geoip = join(dir, "geo.mmdb");
     copyFileSync(join(GEOIP, "country-a.mmdb"), geoip);
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `[database]
-path = "${join(dir, "mc-proxy.db")}"
-[[listeners]]
-addr = "127.0.0.1:0"
-  [[listeners.routes]]
-  hostname = "app.test"
-  backend = "127.0.0.1:${backend.port}"
+      `${listenerWithRoute("127.0.0.1:0", "app.test", backend.port)}
 [firewall]
 geoip_db = "${geoip}"
 blocked_countries = ["RU"]
@@ -165,24 +157,10 @@ describe("connection limits", () => {
     backend = await startHoldBackend();
     hello = await clientHelloFor("app.test");
     const dir = tempDir();
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `[database]
-path = "${join(dir, "mc-proxy.db")}"
-[[listeners]]
-addr = "127.0.0.1:0"
-max_connections_per_ip = 2
-  [[listeners.routes]]
-  hostname = "app.test"
-  backend = "127.0.0.1:${backend.port}"
-[[listeners]]
-addr = "127.0.0.2:0"
-max_connections = 3
-  [[listeners.routes]]
-  hostname = "app.test"
-  backend = "127.0.0.1:${backend.port}"
-`,
+      listenerWithRoute("127.0.0.1:0", "app.test", backend.port, "max_connections_per_ip = 2") +
+        listenerWithRoute("127.0.0.2:0", "app.test", backend.port, "max_connections = 3"),
     );
     proxy = await startProxy(config);
   }, 30_000);

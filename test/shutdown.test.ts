@@ -1,8 +1,13 @@
 // SIGTERM: stop accepting, let transfers finish within shutdown_timeout, cut the rest, exit 0.
 import { afterEach, expect, test } from "bun:test";
 import { createServer, type Server } from "node:net";
-import { join } from "node:path";
-import { type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
+import {
+  listenerWithRoute,
+  type RunningProxy,
+  startProxy,
+  tempDir,
+  writeProxyConfig,
+} from "./helpers/proxy.ts";
 import { clientHelloFor, rawConnect } from "./helpers/raw.ts";
 
 let proxy: RunningProxy | undefined;
@@ -38,16 +43,9 @@ async function startDripBackend(total: number, slices: number): Promise<number> 
 
 async function startWith(backendPort: number, shutdownTimeout: string): Promise<number> {
   const dir = tempDir();
-  const config = writeFile(
+  const config = writeProxyConfig(
     dir,
-    "mc-proxy.toml",
-    `[database]
-path = "${join(dir, "db.sqlite")}"
-[[listeners]]
-addr = "127.0.0.1:0"
-  [[listeners.routes]]
-  hostname = "drip.test"
-  backend = "127.0.0.1:${backendPort}"
+    `${listenerWithRoute("127.0.0.1:0", "drip.test", backendPort)}
 [proxy]
 shutdown_timeout = "${shutdownTimeout}"
 `,

@@ -15,6 +15,7 @@ import {
   RemoveFirewallRuleRequest,
   RemoveRouteRequest,
 } from "../../gen/mc_proxy/v1/admin.ts";
+import { makeSelfSigned } from "../../test/helpers/certs.ts";
 import { parseHostPort } from "../config/address.ts";
 import { parseConfig } from "../config/parse-config.ts";
 import type { Config } from "../config/types.ts";
@@ -43,29 +44,7 @@ const LISTENERS = [":443", "127.0.0.1:8443"];
 
 /** A usable certificate and key for l7 routes; every other path an l7 route names is not. */
 const certDir = makeTempDir();
-const CERT = { cert: join(certDir.dir, "cert.pem"), key: join(certDir.dir, "key.pem") };
-const openssl = Bun.spawnSync(
-  [
-    "openssl",
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    CERT.key,
-    "-out",
-    CERT.cert,
-    "-days",
-    "2",
-    "-subj",
-    "/CN=l7.example",
-  ],
-  { stdout: "pipe", stderr: "pipe" },
-);
-if (openssl.exitCode !== 0) throw new Error(`openssl req: ${openssl.stderr.toString()}`);
+const CERT = makeSelfSigned(certDir.dir, "l7.example");
 afterAll(() => certDir.cleanup());
 
 function certificateLoads(route: ProtoRoute): boolean {

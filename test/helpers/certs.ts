@@ -107,3 +107,38 @@ export function makeCa(
     },
   };
 }
+
+/**
+ * A self-signed certificate (no CA) with SANs for localhost, 127.0.0.1 and ::1: what a
+ * pinned `tls_cert` looks like, and a quick valid certificate for l7 routes.
+ */
+export function makeSelfSigned(
+  dir = mkdtempSync(join(tmpdir(), "mc-proxy-self-signed-")),
+  commonName = "localhost",
+): CertPair {
+  const cert = join(dir, "self-signed.pem");
+  const key = join(dir, "self-signed-key.pem");
+  openssl(
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${commonName}`,
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+    ],
+    dir,
+  );
+  return { cert, key };
+}

@@ -28,6 +28,34 @@ export function writeFile(dir: string, name: string, text: string): string {
   return path;
 }
 
+/**
+ * Writes `dir/mc-proxy.toml`: a database in `dir`, then `body` (listeners, [firewall], …).
+ * Returns the config's path.
+ */
+export function writeProxyConfig(dir: string, body: string): string {
+  return writeFile(
+    dir,
+    "mc-proxy.toml",
+    `[database]\npath = "${join(dir, "mc-proxy.db")}"\n\n${body}`,
+  );
+}
+
+/** A `[[listeners]]` block at `addr` with one l4 route `hostname` → 127.0.0.1:`backendPort`. */
+export function listenerWithRoute(
+  addr: string,
+  hostname: string,
+  backendPort: number,
+  listenerOptions = "",
+): string {
+  return `[[listeners]]
+addr = "${addr}"
+${listenerOptions}
+  [[listeners.routes]]
+  hostname = "${hostname}"
+  backend = "127.0.0.1:${backendPort}"
+`;
+}
+
 export interface RunningProxy {
   readonly proc: Subprocess<"ignore", "pipe", "pipe">;
   readonly pid: number;
