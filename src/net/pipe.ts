@@ -7,7 +7,8 @@ import type { Socket } from "bun";
  * size of the reads already in flight (SPEC §4 step 5).
  */
 export class WriteQueue {
-  private chunks: Uint8Array[] = [];
+  /** Null until a write falls short: most connections never queue a byte, so no array. */
+  private chunks: Uint8Array[] | null = null;
   /**
    * A write() answered -1: the connection broke under us (reset). Once send() has reported
    * ECONNRESET the kernel shows the reader a plain EOF, so this is the only trace of the reset.
@@ -15,7 +16,7 @@ export class WriteQueue {
   failed = false;
 
   get isEmpty(): boolean {
-    return this.chunks.length === 0;
+    return this.chunks === null;
   }
 
   /**
@@ -23,7 +24,7 @@ export class WriteQueue {
    * socket could not take everything (the caller pauses its source).
    */
   write(socket: Socket<unknown>, chunk: Uint8Array): boolean {
-    if (this.chunks.length > 0) {
+    if (this.chunks !== null) {
       this.chunks.push(chunk);
       return false;
     }
@@ -32,27 +33,30 @@ export class WriteQueue {
     if (written < 0) this.failed = true;
     // A short write: keep the rest. A view, not a copy: Bun gives every read a buffer of its
     // own and never reuses it, so holding on to it is safe and saves copying up to 512 KiB.
-    this.chunks.push(chunk.subarray(Math.max(written, 0)));
+    this.chunks = [chunk.subarray(Math.max(written, 0))];
     return false;
   }
 
   /** On `drain`: writes what is queued. True when the queue is empty afterwards. */
   flush(socket: Socket<unknown>): boolean {
-    while (this.chunks.length > 0) {
-      const chunk = this.chunks[0]!;
+    const chunks = this.chunks;
+    if (chunks === null) return true;
+    while (chunks.length > 0) {
+      const chunk = chunks[0]!;
       const written = socket.write(chunk);
       if (written < chunk.length) {
         if (written < 0) this.failed = true;
-        if (written > 0) this.chunks[0] = chunk.subarray(written);
+        if (written > 0) chunks[0] = chunk.subarray(written);
         return false;
       }
-      this.chunks.shift();
+      chunks.shift();
     }
+    this.chunks = null;
     return true;
   }
 
   clear(): void {
-    this.chunks = [];
+    this.chunks = null;
   }
 }
 
@@ -71,12 +75,20 @@ export function resumeReading(socket: Socket<unknown>): void {
 }
 
 /**
- * Hands a read buffer's memory back once its bytes are written. Bun gives every read a buffer
- * of its own (up to 512 KiB); left to the GC they piled up during bulk transfers (RSS twice
- * the resting size). Detaching it (ArrayBuffer.prototype.transfer) frees it at once. Only for
- * a chunk spanning its whole buffer, and only when the caller holds no other reference to it.
+ * Reads smaller than this are left to the GC: detaching costs an allocation of its own, and
+ * a connection-rate profile showed it on every ClientHello and every short answer.
+ */
+const RELEASE_MIN_BYTES = 64 * 1024;
+
+/**
+ * Hands a large read buffer's memory back once its bytes are written. Bun gives every read a
+ * buffer of its own (up to 512 KiB); left to the GC they piled up during bulk transfers (RSS
+ * twice the resting size). Detaching it (ArrayBuffer.prototype.transfer) frees it at once.
+ * Only for a chunk spanning its whole buffer, and only when the caller holds no other
+ * reference to it.
  */
 export function releaseReadBuffer(chunk: Uint8Array): void {
+  if (chunk.byteLength < RELEASE_MIN_BYTES) return;
   const buffer = chunk.buffer;
   if (
     buffer instanceof ArrayBuffer &&

@@ -117,15 +117,26 @@ export function parseClientHelloBody(body: Uint8Array): ClientHelloInfo {
   });
 }
 
+/**
+ * Duplicate-extension check without a Set per ClientHello: `seenIn[type] === pass` means the
+ * type was seen in this pass. 256 KiB once per process; parsing is synchronous, so one table
+ * serves every connection. O(1) per extension even for a hello of thousands of empty ones.
+ */
+const seenIn = new Uint32Array(0x10000);
+let pass = 0;
+
 function readExtensions(extensions: VectorReader, info: ClientHelloInfo): void {
-  const seen = new Set<number>();
+  if (++pass === 0x1_0000_0000) {
+    seenIn.fill(0);
+    pass = 1;
+  }
   while (extensions.remaining > 0) {
     const type = extensions.uint(2, "extension_type");
-    const data = extensions.vector(2, `extension ${type}`);
+    const data = extensions.vector(2, "extension", 0, 0xffff, type);
     // RFC 8446 §4.2: "There MUST NOT be more than one extension of the same type in a given
     // extension block." Two server_names could otherwise route differently from the backend.
-    if (seen.has(type)) throw new TlsParseError(`extension ${type} appears more than once`);
-    seen.add(type);
+    if (seenIn[type] === pass) throw new TlsParseError(`extension ${type} appears more than once`);
+    seenIn[type] = pass;
     if (type === EXTENSION_SERVER_NAME) {
       info.serverName = within("extension server_name", () => readServerName(data));
     } else if (type === EXTENSION_ALPN) {

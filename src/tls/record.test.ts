@@ -64,8 +64,16 @@ describe("reassembleHandshake", () => {
     }
   });
 
-  test("returns a copy: later changes to the buffer do not reach the body", () => {
+  test("one record: the body is a view into the buffer, not a copy", () => {
     const stream = toRecords(message(10), [14]);
+    const result = reassembleHandshake(stream, LIMITS);
+    if (result.kind !== "complete") throw new Error(`expected complete, got ${result.kind}`);
+    expect(result.body.buffer).toBe(stream.buffer);
+    expect(result.body).toEqual(message(10).subarray(4));
+  });
+
+  test("several records: the body is a copy that joins the fragments", () => {
+    const stream = toRecords(message(10), [5, 9]);
     const result = reassembleHandshake(stream, LIMITS);
     stream.fill(0);
     expect(result).toEqual({ kind: "complete", body: message(10).subarray(4) });

@@ -27,8 +27,11 @@ export interface ReassemblyLimits {
 export type ReassemblyResult =
   | { kind: "need-more" }
   | { kind: "malformed"; reason: string }
-  /** `body` is the handshake message without its 4-byte header: a fresh copy. */
+  /** `body` is the handshake message without its 4-byte header (a view into `buffered` when one record carries it). */
   | { kind: "complete"; body: Uint8Array };
+
+/** The handshake header as it is collected; one per process (reassembly is synchronous). */
+const headerScratch = new Uint8Array(HANDSHAKE_HEADER_BYTES);
 
 const hex = (value: number): string => `0x${value.toString(16).padStart(2, "0")}`;
 
@@ -44,7 +47,7 @@ export function reassembleHandshake(
   buffered: Uint8Array,
   limits: ReassemblyLimits,
 ): ReassemblyResult {
-  const header = new Uint8Array(HANDSHAKE_HEADER_BYTES);
+  const header = headerScratch; // fully rewritten before it is read: headerBytes starts at 0
   let headerBytes = 0;
   let messageBytes = -1; // unknown until the 4-byte handshake header has arrived
   let fragmentBytes = 0;
@@ -123,8 +126,17 @@ export function reassembleHandshake(
   return { kind: "need-more" };
 }
 
-/** Copies the message body out of the first `records` records (already validated). */
+/**
+ * The message body from the first `records` records (already validated): a view when one
+ * record holds it all (the usual ClientHello), else a copy that joins the fragments.
+ */
 function copyBody(buffered: Uint8Array, records: number, messageBytes: number): Uint8Array {
+  if (records === 1) {
+    return buffered.subarray(
+      RECORD_HEADER_BYTES + HANDSHAKE_HEADER_BYTES,
+      RECORD_HEADER_BYTES + messageBytes,
+    );
+  }
   const message = new Uint8Array(messageBytes);
   let written = 0;
   let offset = 0;
