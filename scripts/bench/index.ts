@@ -1,13 +1,14 @@
-// `bun run bench`: mc-proxy against HAProxy and nginx on this machine, interleaved, medians.
+// `bun run bench`: mc-proxy against HAProxy, nginx and the Bun floor, interleaved, medians.
 //
-//   bun run bench [--rounds N] [--only rate,bulk,idle,scale] [--systems mc-proxy,haproxy,…]
-//                 [--duration S] [--quick] [--profile]
+//   bun run bench [--rounds N] [--only rate,bulk,idle,scale] [--duration S] [--quick] [--profile]
+//                 [--systems mc-proxy,haproxy,haproxy-128k,nginx,bun-relay,direct]
 //
 // Builds the C load generator and backend (gcc, into a temp cache), captures real ClientHellos
 // from node:tls, then per round starts each system fresh with the same routes and firewall
-// rules and runs: warm-up, idle hold, connection rate, bulk ×1 and ×32 each way. The scale
-// part starts mc-proxy with 1 route and no rules, and every proxy with 10,000 routes and
-// 50,000 CIDRs, for the connection rate. The order of systems rotates each round. Results go
+// rules and runs: warm-up, idle hold, connection rate, bulk ×1 and ×32 each way. bun-relay
+// ("Bun floor", bun-relay.ts) is a bare Bun TCP relay: what Bun's socket layer costs with no
+// proxy logic at all. The scale part starts mc-proxy with 1 route and no rules, and HAProxy
+// and nginx with 10,000 routes and 50,000 CIDRs, for the connection rate. The order of systems rotates each round. Results go
 // to stdout and bench-results/ (gitignored). Separate micro-benchmarks: firewall.ts, l7.ts.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -22,9 +23,19 @@ import { type RunningSystem, SYSTEM_LABELS, type SystemId, startSystem } from ".
 import { bulk, currentRssKib, idle, rate, type WorkloadContext, withPeakRss } from "./workloads.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
-const ALL_SYSTEMS: SystemId[] = ["mc-proxy", "haproxy", "haproxy-128k", "nginx", "direct"];
+const ALL_SYSTEMS: SystemId[] = [
+  "mc-proxy",
+  "haproxy",
+  "haproxy-128k",
+  "nginx",
+  "bun-relay",
+  "direct",
+];
 const ALL_WORKLOADS = ["rate", "bulk", "idle", "scale"] as const;
-/** The 10,000-route run for these; the 128k HAProxy would only repeat stock HAProxy's figure. */
+/**
+ * The 10,000-route run for these; the 128k HAProxy would only repeat stock HAProxy's figure,
+ * and the Bun floor has no routes (nor does direct).
+ */
 const SCALE_PEERS: SystemId[] = ["haproxy", "nginx"];
 const MIB = 1 << 20;
 

@@ -92,6 +92,8 @@ const ROWS: Row[] = [
 ];
 
 const PEERS: SystemId[] = ["haproxy", "haproxy-128k", "nginx"];
+/** The mc-proxy/x ratio columns: the peers, then the Bun floor (not a peer in the checks). */
+const RATIO_COLUMNS: SystemId[] = [...PEERS, "bun-relay"];
 
 function format(value: number, digits: number): string {
   if (!Number.isFinite(value)) return "—";
@@ -103,7 +105,7 @@ function format(value: number, digits: number): string {
 
 /** The results table: medians per system, then mc-proxy/peer ratios. */
 export function markdownTable(results: Results, systems: readonly SystemId[]): string {
-  const peers = PEERS.filter((peer) => systems.includes(peer));
+  const peers = RATIO_COLUMNS.filter((peer) => systems.includes(peer));
   const header = [
     "workload",
     ...systems.map((id) => SYSTEM_LABELS[id]),
@@ -201,5 +203,37 @@ export function doneWhen(results: Results): string[] {
       ),
     );
   }
+  out.push(...floorLine(results));
   return out;
+}
+
+/**
+ * Informational, not a check: what a bare Bun relay (bun-relay.ts) costs, against HAProxy,
+ * and mc-proxy against it. Per-round paired ratios, like the checks.
+ */
+function floorLine(results: Results): string[] {
+  const floor: SystemId = "bun-relay";
+  const cpu = medianOf(results, floor, "cpu");
+  const idle = medianOf(results, floor, "idleKib");
+  const f = (value: number) => format(value, 2);
+  const times = (a: SystemId, b: SystemId, metric: Metric) =>
+    pairedRatio(results, [a, metric], [b, metric]);
+  const costs: string[] = [];
+  const mc: string[] = [];
+  for (const [value, metric, text] of [
+    [cpu, "cpu", `${format(cpu, 1)} µs CPU per connection`],
+    [idle, "idleKib", `${f(idle)} KiB per idle connection`],
+  ] as const) {
+    if (!Number.isFinite(value)) continue;
+    const vsHaproxy = times(floor, "haproxy", metric);
+    costs.push(Number.isFinite(vsHaproxy) ? `${text} (${f(vsHaproxy)}× HAProxy's)` : text);
+    mc.push(f(times("mc-proxy", floor, metric)));
+  }
+  if (costs.length === 0) return [];
+  const mcText = mc.every((ratio) => ratio !== "—")
+    ? `; mc-proxy is ${mc.map((ratio) => `${ratio}×`).join(" and ")} the floor`
+    : "";
+  return [
+    `- floor: a bare Bun relay (scripts/bench/bun-relay.ts) costs ${costs.join(" and ")}${mcText}`,
+  ];
 }

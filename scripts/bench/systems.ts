@@ -1,8 +1,10 @@
-// Adapters for the systems under test: mc-proxy, HAProxy (stock and 128 KiB buffers), nginx, direct.
+// Adapters for the systems under test: mc-proxy, HAProxy (stock and 128 KiB buffers), nginx,
+// the Bun floor (bun-relay.ts), direct.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { readLines } from "./lines.ts";
 import type { BackendPorts } from "./native.ts";
 import type { Purpose, RuleSet } from "./rules.ts";
 
@@ -11,13 +13,14 @@ const NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so";
 /** HAProxy needs about two descriptors per connection; the sandbox allows ~20,000 in all. */
 const HAPROXY_MAXCONN = 9_600;
 
-export type SystemId = "mc-proxy" | "haproxy" | "haproxy-128k" | "nginx" | "direct";
+export type SystemId = "mc-proxy" | "haproxy" | "haproxy-128k" | "nginx" | "bun-relay" | "direct";
 
 export const SYSTEM_LABELS: Record<SystemId, string> = {
   "mc-proxy": "mc-proxy",
   haproxy: "HAProxy",
   "haproxy-128k": "HAProxy 128k",
   nginx: "nginx",
+  "bun-relay": "Bun floor",
   direct: "direct",
 };
 
@@ -49,6 +52,8 @@ export async function startSystem(id: SystemId, options: StartOptions): Promise<
       return startHaproxy(options, true);
     case "nginx":
       return startNginx(options);
+    case "bun-relay":
+      return startBunRelay(options);
     case "direct":
       return {
         id,
@@ -257,4 +262,48 @@ ${routes}  }
   writeFileSync(path, config);
   const errorLog = join(dir, "error.log");
   return launch("nginx", ["nginx", "-p", dir, "-e", errorLog, "-c", path], port, dir, [errorLog]);
+}
+
+const PURPOSES = ["rate", "sink", "source", "idle"] as const satisfies readonly Purpose[];
+
+/**
+ * The Bun floor: bun-relay.ts, one listener per backend (it has no routes; it never runs the
+ * scale workload). It exits when its stdin closes, so a dying bench leaves it no orphan.
+ */
+async function startBunRelay({ backend }: StartOptions): Promise<RunningSystem> {
+  const dir = mkdtempSync(join(tmpdir(), "mc-proxy-bench-bun-relay-"));
+  const stderrPath = join(dir, "stderr.log");
+  const script = join(import.meta.dir, "bun-relay.ts");
+  const proc = Bun.spawn(
+    [process.execPath, script, ...PURPOSES.map((purpose) => String(backend[purpose]))],
+    { stdin: "pipe", stdout: "pipe", stderr: Bun.file(stderrPath) },
+  );
+  const diagnostics = () => readText(stderrPath).slice(-2000);
+  const first = await Promise.race([readLines(proc.stdout).next(), Bun.sleep(10_000)]);
+  const line = (first && !first.done && first.value) || "";
+  const words = line.split(" ");
+  const ports = words.slice(1).map(Number);
+  if (words[0] !== "PORTS" || ports.length !== PURPOSES.length) {
+    proc.kill("SIGKILL");
+    await proc.exited;
+    const text = diagnostics();
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`bun-relay did not report its ports (got ${JSON.stringify(line)}): ${text}`);
+  }
+  return {
+    id: "bun-relay",
+    pid: proc.pid,
+    port: (purpose) => ports[PURPOSES.indexOf(purpose)]!,
+    diagnostics,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.stdin.end();
+        proc.kill("SIGTERM");
+        const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+        await proc.exited;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
