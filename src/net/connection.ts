@@ -67,6 +67,8 @@ export class Connection {
   /** Descriptors this connection counts in env.descriptorsInUse (client, then backend). */
   private descriptors = 0;
   private l7: L7Session | null = null;
+  /** The client sent more than DIALING_BUFFER_BYTES before its backend opened. */
+  private pausedWhileDialing = false;
 
   constructor(
     private readonly client: Socket<Connection>,
@@ -155,7 +157,10 @@ export class Connection {
       case DIALING:
         // Kept for the backend; a client that keeps sending is paused past the bound.
         this.append(chunk);
-        if (this.pending!.length > DIALING_BUFFER_BYTES) pauseReading(this.client);
+        if (this.pending!.length > DIALING_BUFFER_BYTES && !this.pausedWhileDialing) {
+          this.pausedWhileDialing = true;
+          pauseReading(this.client);
+        }
         return;
       case L7:
         this.l7!.onData(chunk);
@@ -317,7 +322,8 @@ export class Connection {
     if (this.toBackend.write(backend, hello)) {
       releaseReadBuffer(hello);
       if (this.clientEnded) backend.shutdown();
-      else resumeReading(this.client); // a no-op unless DIALING_BUFFER_BYTES paused it
+      // Only if DIALING_BUFFER_BYTES paused it: resume() is a native call, even as a no-op.
+      else if (this.pausedWhileDialing) resumeReading(this.client);
     } else {
       pauseReading(this.client); // until the backend drains
     }
