@@ -118,7 +118,7 @@ export function reassembleHandshake(
     }
     fragmentBytes += available;
     if (messageBytes !== -1 && fragmentBytes >= messageBytes) {
-      return { kind: "complete", body: copyBody(buffered, records, messageBytes) };
+      return { kind: "complete", body: messageBody(buffered, records, messageBytes) };
     }
     if (available < length) return { kind: "need-more" };
     offset = start + length;
@@ -130,7 +130,7 @@ export function reassembleHandshake(
  * The message body from the first `records` records (already validated): a view when one
  * record holds it all (the usual ClientHello), else a copy that joins the fragments.
  */
-function copyBody(buffered: Uint8Array, records: number, messageBytes: number): Uint8Array {
+function messageBody(buffered: Uint8Array, records: number, messageBytes: number): Uint8Array {
   if (records === 1) {
     return buffered.subarray(
       RECORD_HEADER_BYTES + HANDSHAKE_HEADER_BYTES,

@@ -55,10 +55,7 @@ export class VectorReader {
   /** Reads a big-endian unsigned integer of 1, 2 or 3 bytes (RFC 8446 §3.3: network byte order). */
   uint(byteCount: 1 | 2 | 3, what: string): number {
     this.need(byteCount, what);
-    let value = 0;
-    for (let i = 0; i < byteCount; i++) value = (value << 8) | this.bytes[this.offset + i]!;
-    this.offset += byteCount;
-    return value;
+    return this.readUint(byteCount);
   }
 
   /** Reads exactly `length` bytes (a fixed-size field such as `Random`); returns a view, not a copy. */
@@ -83,24 +80,14 @@ export class VectorReader {
   ): VectorReader {
     // Checked inline rather than through within(): this runs some twenty times per ClientHello.
     if (prefixBytes > this.remaining) {
-      throw vectorError(
-        what,
-        whatNumber,
-        `length needs ${prefixBytes} bytes but only ${this.remaining} are left`,
-      );
+      throw vectorError(what, whatNumber, tooShort("length", prefixBytes, this.remaining));
     }
-    let length = 0;
-    for (let i = 0; i < prefixBytes; i++) length = (length << 8) | this.bytes[this.offset + i]!;
-    this.offset += prefixBytes;
+    const length = this.readUint(prefixBytes);
     if (length < min || length > max) {
       throw vectorError(what, whatNumber, `length ${length} is outside the allowed ${min}-${max}`);
     }
     if (length > this.remaining) {
-      throw vectorError(
-        what,
-        whatNumber,
-        `contents needs ${length} bytes but only ${this.remaining} are left`,
-      );
+      throw vectorError(what, whatNumber, tooShort("contents", length, this.remaining));
     }
     const inner = new VectorReader(this.bytes, this.offset, this.offset + length);
     this.offset += length;
@@ -115,10 +102,20 @@ export class VectorReader {
   }
 
   private need(length: number, what: string): void {
-    if (length > this.remaining) {
-      throw new TlsParseError(`${what} needs ${length} bytes but only ${this.remaining} are left`);
-    }
+    if (length > this.remaining) throw new TlsParseError(tooShort(what, length, this.remaining));
   }
+
+  /** A big-endian integer of `byteCount` bytes at the cursor, already bounds-checked. */
+  private readUint(byteCount: number): number {
+    let value = 0;
+    for (let i = 0; i < byteCount; i++) value = (value << 8) | this.bytes[this.offset + i]!;
+    this.offset += byteCount;
+    return value;
+  }
+}
+
+function tooShort(what: string, length: number, remaining: number): string {
+  return `${what} needs ${length} bytes but only ${remaining} are left`;
 }
 
 function vectorError(what: string, whatNumber: number | undefined, detail: string): TlsParseError {
