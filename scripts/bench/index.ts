@@ -8,8 +8,9 @@
 // rules and runs: warm-up, idle hold, connection rate, bulk ×1 and ×32 each way. bun-relay
 // ("Bun floor", bun-relay.ts) is a bare Bun TCP relay: what Bun's socket layer costs with no
 // proxy logic at all. The scale part starts mc-proxy with 1 route and no rules, and HAProxy
-// and nginx with 10,000 routes and 50,000 CIDRs, for the connection rate. The order of systems rotates each round. Results go
-// to stdout and bench-results/ (gitignored). Separate micro-benchmarks: firewall.ts, l7.ts.
+// and nginx with 10,000 routes and 50,000 CIDRs, for the connection rate. The order of
+// systems rotates each round. Results go to stdout and bench-results/ (gitignored).
+// Separate benchmarks: firewall.ts, l7.ts, socket-floor.ts.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
