@@ -85,6 +85,28 @@ function closeOther(relay: Relay, to: Socket<Relay>, pending: Uint8Array[], erro
   else if (pending.length === 0) to.end();
 }
 
+/**
+ * `to` can take more: write its queue, then pass on the FIN its source sent meanwhile, or
+ * let the source (paused by forward()) read again.
+ */
+function drained(
+  relay: Relay,
+  to: Socket<Relay>,
+  queue: Uint8Array[],
+  sourceEnded: boolean,
+  source: Socket<Relay> | null,
+) {
+  if (queue.length === 0 || !flush(to, queue)) return;
+  if (relay.closed) to.end();
+  else if (sourceEnded) {
+    to.shutdown();
+    endIfDone(relay);
+  } else resume(source!);
+}
+
+/** Dial failures arrive through connectError; one shared handler, as in mc-proxy's dial.ts. */
+function ignoreRejection(): void {}
+
 const BACKEND: SocketHandler<Relay> = {
   open(backend) {
     const relay = backend.data;
@@ -102,12 +124,7 @@ const BACKEND: SocketHandler<Relay> = {
   },
   drain(backend) {
     const relay = backend.data;
-    if (relay.toBackend.length === 0 || !flush(backend, relay.toBackend)) return;
-    if (relay.closed) backend.end();
-    else if (relay.clientEnded) {
-      backend.shutdown();
-      endIfDone(relay);
-    } else resume(relay.client);
+    drained(relay, backend, relay.toBackend, relay.clientEnded, relay.client);
   },
   end(backend) {
     const relay = backend.data;
@@ -151,18 +168,11 @@ const CLIENT: SocketHandler<Relay> = {
       allowHalfOpen: true,
       data: relay,
       socket: BACKEND,
-    }).catch(() => {
-      // Reported through connectError.
-    });
+    }).catch(ignoreRejection);
   },
   drain(client) {
     const relay = client.data;
-    if (relay.toClient.length === 0 || !flush(client, relay.toClient)) return;
-    if (relay.closed) client.end();
-    else if (relay.backendEnded) {
-      client.shutdown();
-      endIfDone(relay);
-    } else resume(relay.backend!);
+    drained(relay, client, relay.toClient, relay.backendEnded, relay.backend);
   },
   end(client) {
     const relay = client.data;
