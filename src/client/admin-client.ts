@@ -11,6 +11,12 @@ import {
   type ListRoutesResponse,
   ProxyAdminServiceClient,
 } from "../../gen/mc_proxy/v1/admin.ts";
+import type { RouteInput } from "../config/route.ts";
+import type { FirewallRule, GrpcConfig, RouteSpec } from "../domain/types.ts";
+import { parseHostPort } from "../ip/host-port.ts";
+import type { ExplainRequest, Explanation } from "../runtime/explain.ts";
+import type { RuntimeStatus } from "../runtime/runtime.ts";
+import type { StatsSnapshot } from "../runtime/stats.ts";
 import {
   explanationFromProto,
   routeFromProto,
@@ -19,14 +25,7 @@ import {
   ruleToProto,
   statsFromProto,
   statusFromProto,
-} from "../admin/convert.ts";
-import { UsageError } from "../cli/errors.ts";
-import { parseHostPort } from "../config/address.ts";
-import type { FirewallRule, GrpcConfig, RouteSpec } from "../config/types.ts";
-import type { StatsSnapshot } from "../metrics/stats.ts";
-import type { RouteInput } from "../route/validate.ts";
-import type { ExplainRequest, Explanation } from "../server/explain.ts";
-import type { RuntimeStatus } from "../server/runtime.ts";
+} from "../wire/convert.ts";
 
 /** Per-call deadline unless the options say otherwise. */
 export const DEFAULT_DEADLINE_MS = 5000;
@@ -72,9 +71,13 @@ export class AdminCallError extends Error {
   }
 }
 
-/** A connection setting that cannot be used (unreadable file, cert without key): exit 2. */
-export class AdminConnectError extends UsageError {
+/**
+ * A connection setting that cannot be used (unreadable file, cert without key). `exitCode` is
+ * what the CLI's exitCodeFor maps it to (2, a usage mistake); this class knows no CLI class.
+ */
+export class AdminConnectError extends Error {
   override readonly name = "AdminConnectError";
+  readonly exitCode = 2;
 }
 
 /**

@@ -1,5 +1,6 @@
 // The firewall: rule validation, compiled rule sets, GeoIP lookups and hit counters.
+
+export { firewallRuleKey, validateFirewallRule } from "../config/firewall-rule.ts";
 export { Firewall, FirewallCompileError, type GeoIpLookup, type Verdict } from "./firewall.ts";
 export { GeoIpDatabase, GeoIpError } from "./geoip.ts";
 export { FirewallHits } from "./hits.ts";
-export { firewallRuleKey, validateFirewallRule } from "./rule.ts";

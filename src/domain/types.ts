@@ -34,7 +34,9 @@ export interface ListenerSpec {
   routes: RouteSpec[];
 }
 
-export type FirewallRuleType = "ip" | "cidr" | "country";
+import type { FirewallRuleType } from "./firewall-rule-types.ts";
+
+export type { FirewallRuleType };
 
 /** A firewall rule in canonical text form: ip "203.0.113.50", cidr "198.51.100.0/24", country "RU". */
 export interface FirewallRule {

@@ -1,6 +1,7 @@
 // Explain: the decision the proxy would take now for a client and an SNI name, without a connection.
-import { parseHostPort } from "../config/address.ts";
-import type { FirewallRule, RouteSpec } from "../config/types.ts";
+
+import type { FirewallRule, RouteSpec } from "../domain/types.ts";
+import { parseHostPort } from "../ip/host-port.ts";
 import { formatIp, type IpAddress, parseIp } from "../ip/ip.ts";
 import type { Runtime } from "./runtime.ts";
 
@@ -162,12 +163,9 @@ export function explain(runtime: ExplainSource, request: ExplainRequest): Explan
   const verdict = runtime.env.firewall.check(client);
   const country = runtime.geoIpCountry(client);
 
-  // admit(), step 2: the limits, with the listener's live counts.
+  // admit(), step 2: the limits, asked of the same ListenerState code a connection's tryAdmit runs.
   const { maxConnections, maxConnectionsPerIp } = listener.spec;
-  const admitted = listener.admitted;
-  const fromClient = listener.perIp.get(clientText) ?? 0;
-  const overListener = maxConnections > 0 && admitted >= maxConnections;
-  const overClient = maxConnectionsPerIp > 0 && fromClient >= maxConnectionsPerIp;
+  const { admitted, fromClient, overListener, overClient } = listener.wouldAdmit(clientText);
 
   // readHello(): no SNI, then the route table the listener serves now.
   const match = sni === null ? null : listener.routes.lookup(sni);

@@ -1,9 +1,10 @@
 // A point-in-time copy of every counter: what GetStats returns and /metrics renders.
-import type { FirewallRule } from "../config/types.ts";
-import { firewallRuleKey } from "../firewall/rule.ts";
-import { END_REASONS } from "../net/end-reason.ts";
-import type { TrafficStats } from "../net/traffic-stats.ts";
-import type { Runtime } from "../server/runtime.ts";
+
+import { firewallRuleKey } from "../config/firewall-rule.ts";
+import { END_REASONS } from "../domain/end-reason.ts";
+import type { FirewallRule } from "../domain/types.ts";
+import type { Runtime } from "./runtime.ts";
+import type { TrafficStats } from "./traffic-stats.ts";
 
 /** The counters of a listener or a route, copied. */
 export interface TrafficCounts {

@@ -1,5 +1,5 @@
 // `host:port` text → parts, for listener, backend and admin addresses (SPEC §2).
-import { normalizeIp } from "../ip/ip.ts";
+import { normalizeIp } from "./ip.ts";
 
 export interface HostPort {
   /** "" for every interface (`:443`); IPv6 without brackets. */

@@ -1,6 +1,7 @@
 // Route validation and normalisation, shared by the config loader and the admin API.
-import { parseHostPort } from "../config/address.ts";
-import type { RouteMode, RouteSpec } from "../config/types.ts";
+
+import type { RouteMode, RouteSpec } from "../domain/types.ts";
+import { parseHostPort } from "../ip/host-port.ts";
 
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
