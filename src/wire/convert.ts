@@ -62,7 +62,7 @@ export function ruleTypeName(type: ProtoRuleType): string {
     : ProtoRuleType[type];
 }
 
-/** A rule as the server sent it; the server only sends the three known types. */
+/** A rule as the server sent it; the server only sends the types FIREWALL_RULE_TYPES lists. */
 export function ruleFromProtoStrict(rule: ProtoFirewallRule): FirewallRule {
   const type = ruleTypeFromProto(rule.type);
   if (type === null) throw new Error(`server sent firewall rule type ${ruleTypeName(rule.type)}`);
