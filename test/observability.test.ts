@@ -1,15 +1,15 @@
 // Observability end to end against the real `mc-proxy server`: every end reason counted exactly
 // (GetStats, `mcproxyctl stats`), /metrics parsed by the Prometheus client's own parser, and
 // Explain compared with what a real connection from the same client then gets.
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { AdminClient } from "../src/client/index.ts";
 import { END_REASONS, type EndReason } from "../src/domain/end-reason.ts";
+import type { Explanation, StatsSnapshot, TrafficCounts } from "../src/domain/reports.ts";
 import { METRICS } from "../src/metrics/prometheus.ts";
-import type { Explanation } from "../src/runtime/explain.ts";
-import type { StatsSnapshot, TrafficCounts } from "../src/runtime/stats.ts";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { type CertPair, makeCa, type TestCa } from "./helpers/certs.ts";
 import { freePort, tlsAttempt } from "./helpers/clients.ts";

@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { AdminCallError, AdminClient, connectOptionsFromGrpcConfig } from "../client/index.ts";
 import { loadConfig } from "../config/load-config.ts";
-import type { RuntimeStatus } from "../runtime/runtime.ts";
+import type { RuntimeStatus } from "../domain/reports.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
 
 /** `4h32m10s`, `32m10s`, `10s` (as Go prints a duration, truncated to whole seconds). */

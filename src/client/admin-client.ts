@@ -4,12 +4,15 @@ import { isIP } from "node:net";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { type CallOptions, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { ProxyAdminServiceClient } from "../../gen/mc_proxy/v1/admin.ts";
-import type { RouteInput } from "../config/route.ts";
+import type {
+  ExplainRequest,
+  Explanation,
+  RouteInput,
+  RuntimeStatus,
+  StatsSnapshot,
+} from "../domain/reports.ts";
 import type { FirewallRule, GrpcConfig, RouteSpec } from "../domain/types.ts";
 import { parseHostPort } from "../ip/host-port.ts";
-import type { ExplainRequest, Explanation } from "../runtime/explain.ts";
-import type { RuntimeStatus } from "../runtime/runtime.ts";
-import type { StatsSnapshot } from "../runtime/stats.ts";
 import {
   explanationFromProto,
   routeFromProto,

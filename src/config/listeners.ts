@@ -1,11 +1,12 @@
 // [[listeners]] and their [[listeners.routes]] → ListenerSpec[], with per-listener checks.
 
+import type { RouteInput } from "../domain/reports.ts";
 import { ROUTE_FIELD_NAMES, ROUTE_FIELDS } from "../domain/route-fields.ts";
 import type { ListenerSpec, RouteSpec } from "../domain/types.ts";
 import { parseHostPort } from "../ip/host-port.ts";
 import { formatCidr, parseCidr, parseIp } from "../ip/ip.ts";
 import { ConfigError } from "./config-error.ts";
-import { type RouteInput, validateRoute } from "./route.ts";
+import { validateRoute } from "./route.ts";
 import { CONFIG_KEYS, DEFAULTS } from "./schema.ts";
 import { keyPath, quote, TableFields, type TomlTable } from "./toml-fields.ts";
 

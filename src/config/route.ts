@@ -1,5 +1,6 @@
 // Route validation and normalisation, shared by the config loader and the admin API.
 
+import type { RouteInput } from "../domain/reports.ts";
 import type { RouteMode, RouteSpec } from "../domain/types.ts";
 import { parseHostPort } from "../ip/host-port.ts";
 
@@ -21,17 +22,6 @@ export function normalizeHostname(text: string): string | null {
   if (wildcard && rest.length < 2) return null;
   for (const label of rest) if (!LABEL.test(label)) return null;
   return name;
-}
-
-/** The fields of a route as given by a user (TOML or API), before validation. */
-export interface RouteInput {
-  hostname: string;
-  backend: string;
-  mode?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  backendTls?: boolean;
-  sendProxyProtocol?: boolean;
 }
 
 /**

@@ -1,4 +1,5 @@
 // The running proxy's swappable state: route tables per listener and the compiled firewall.
+import type { ListenerStatus, RuntimeStatus } from "../domain/reports.ts";
 import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import { Firewall } from "../firewall/firewall.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
@@ -9,20 +10,6 @@ import { RouteTable } from "../route/route-table.ts";
 import { CertificateCache } from "./certificates.ts";
 import { ListenerState } from "./listener-state.ts";
 import type { OpenConnection, ProxyEnv } from "./proxy-env.ts";
-
-export interface ListenerStatus {
-  addr: string;
-  routeCount: number;
-  activeConnections: number;
-  proxyProtocol: boolean;
-}
-
-export interface RuntimeStatus {
-  version: string;
-  startedAt: Date;
-  totalConnections: number;
-  listeners: ListenerStatus[];
-}
 
 /**
  * Holds what the connection path reads: it never queries the database. The admin API

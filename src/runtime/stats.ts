@@ -2,46 +2,14 @@
 
 import { firewallRuleKey } from "../config/firewall-rule.ts";
 import { END_REASONS } from "../domain/end-reason.ts";
-import type { FirewallRule } from "../domain/types.ts";
+import type {
+  FirewallRuleHitCount,
+  ListenerStatsSnapshot,
+  StatsSnapshot,
+  TrafficCounts,
+} from "../domain/reports.ts";
 import type { Runtime } from "./runtime.ts";
 import type { TrafficStats } from "./traffic-stats.ts";
-
-/** The counters of a listener or a route, copied. */
-export interface TrafficCounts {
-  connectionsTotal: number;
-  /** Open right now. */
-  connectionsActive: number;
-  /** Client → backend bytes of ended connections. */
-  bytesUp: number;
-  /** Backend → client bytes of ended connections. */
-  bytesDown: number;
-  /**
-   * Ended connections by end reason: every reason of END_REASONS, zeros included, in that
-   * order. A client talking to a newer server may also see reasons it does not know.
-   */
-  ends: Record<string, number>;
-}
-
-export interface RouteStatsSnapshot extends TrafficCounts {
-  hostname: string;
-}
-
-export interface ListenerStatsSnapshot extends TrafficCounts {
-  addr: string;
-  /** Every route of the current table and every removed route with counters, by hostname. */
-  routes: RouteStatsSnapshot[];
-}
-
-export interface FirewallRuleHitCount {
-  rule: FirewallRule;
-  hits: number;
-}
-
-export interface StatsSnapshot {
-  listeners: ListenerStatsSnapshot[];
-  /** Every current rule (0 when it never matched) and every removed rule that blocked something. */
-  firewallHits: FirewallRuleHitCount[];
-}
 
 /** What collectStats reads; the real Runtime, or a stand-in in tests. */
 export type StatsSource = Pick<Runtime, "listenerStates" | "firewallRules" | "env">;

@@ -9,23 +9,25 @@ import {
   type GetStatsResponse as ProtoStats,
   type GetStatusResponse as ProtoStatus,
 } from "../../gen/mc_proxy/v1/admin.ts";
-import type { RouteInput } from "../config/route.ts";
 import {
   FIREWALL_RULE_TYPE_NAMES,
   FIREWALL_RULE_TYPES,
   orList,
 } from "../domain/firewall-rule-types.ts";
-import { ROUTE_FIELD_NAMES, ROUTE_FIELDS, type RouteField } from "../domain/route-fields.ts";
-import type { FirewallRule, FirewallRuleType, RouteMode, RouteSpec } from "../domain/types.ts";
 import {
   EXPLAIN_DECISIONS,
   type ExplainDecision,
   type Explanation,
+  type ListenerStatus,
   ROUTE_MATCHES,
+  type RouteInput,
   type RouteMatchKind,
-} from "../runtime/explain.ts";
-import type { ListenerStatus, RuntimeStatus } from "../runtime/runtime.ts";
-import type { StatsSnapshot, TrafficCounts } from "../runtime/stats.ts";
+  type RuntimeStatus,
+  type StatsSnapshot,
+  type TrafficCounts,
+} from "../domain/reports.ts";
+import { ROUTE_FIELD_NAMES, ROUTE_FIELDS, type RouteField } from "../domain/route-fields.ts";
+import type { FirewallRule, FirewallRuleType, RouteMode, RouteSpec } from "../domain/types.ts";
 
 const RULE_TYPE_TO_PROTO = Object.fromEntries(
   FIREWALL_RULE_TYPE_NAMES.map((type) => [

@@ -2,7 +2,7 @@
 import type { ArgsDef } from "citty";
 import { defineCommand } from "citty";
 import { END_REASONS } from "../../domain/end-reason.ts";
-import type { StatsSnapshot, TrafficCounts } from "../../runtime/stats.ts";
+import type { StatsSnapshot, TrafficCounts } from "../../domain/reports.ts";
 import { alignColumns } from "../status.ts";
 import { connectionArgs, printJson, withClient } from "./connection.ts";
 import { rejectUnknownFlags } from "./flags.ts";
