@@ -1,7 +1,6 @@
 // Observability end to end against the real `mc-proxy server`: every end reason counted exactly
 // (GetStats, `mcproxyctl stats`), /metrics parsed by the Prometheus client's own parser, and
 // Explain compared with what a real connection from the same client then gets.
-
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";

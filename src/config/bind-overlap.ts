@@ -1,5 +1,4 @@
 // Whether two configured bind addresses would take the same port on overlapping interfaces.
-
 import type { HostPort } from "../ip/host-port.ts";
 import { normalizeIp } from "../ip/ip.ts";
 

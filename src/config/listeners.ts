@@ -1,5 +1,4 @@
 // [[listeners]] and their [[listeners.routes]] → ListenerSpec[], with per-listener checks.
-
 import type { RouteInput } from "../domain/reports.ts";
 import { ROUTE_FIELD_NAMES, ROUTE_FIELDS } from "../domain/route-fields.ts";
 import type { ListenerSpec, RouteSpec } from "../domain/types.ts";

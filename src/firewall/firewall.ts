@@ -1,5 +1,4 @@
 // The firewall: rules compiled once into lookup tables, checked against every accepted client.
-
 import { firewallRuleKey, validateFirewallRule } from "../config/firewall-rule.ts";
 import type { FirewallRule } from "../domain/types.ts";
 import { type IpAddress, parseCidr, parseIp } from "../ip/ip.ts";

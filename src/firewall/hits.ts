@@ -1,5 +1,4 @@
 // Per-rule block counters, kept in memory across firewall recompiles.
-
 import { firewallRuleKey } from "../config/firewall-rule.ts";
 import type { FirewallRule } from "../domain/types.ts";
 

@@ -1,5 +1,4 @@
 // The contract between the connection state machine (src/net) and an l7 session (src/l7).
-
 import type { EndReason } from "../domain/end-reason.ts";
 import type { ProxyTimeouts } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
