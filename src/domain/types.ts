@@ -68,6 +68,44 @@ export interface ListenerSpec {
 // for an object validation did not build: a missing twin is a bug, never a reason to parse.
 
 /**
+ * A validated route: RouteSpec's text plus its parsed backend. Built by `validateRoute`
+ * (`src/config/route.ts`: config and admin API) and by the store when it reads a row back.
+ */
+export class ParsedRoute implements RouteSpec {
+  readonly hostname: string;
+  readonly backend: string;
+  readonly mode: RouteMode;
+  readonly tlsCert: string;
+  readonly tlsKey: string;
+  readonly backendTls: boolean;
+  readonly sendProxyProtocol: boolean;
+  readonly #backendAddress: HostPort;
+
+  /** `backendAddress` must be `backend` parsed (`parseBackend`, `src/config/route.ts`). */
+  constructor(spec: RouteSpec, backendAddress: HostPort) {
+    this.hostname = spec.hostname;
+    this.backend = spec.backend;
+    this.mode = spec.mode;
+    this.tlsCert = spec.tlsCert;
+    this.tlsKey = spec.tlsKey;
+    this.backendTls = spec.backendTls;
+    this.sendProxyProtocol = spec.sendProxyProtocol;
+    this.#backendAddress = backendAddress;
+  }
+
+  /** The route as validation or the store built it; throws for a spec they did not build. */
+  static from(spec: RouteSpec): ParsedRoute {
+    if (#backendAddress in spec) return spec;
+    throw new TypeError(`route ${spec.hostname}: not built by validateRoute or the store`);
+  }
+
+  /** `backend` parsed: what the dial path connects to. */
+  get backendAddress(): HostPort {
+    return this.#backendAddress;
+  }
+}
+
+/**
  * A validated listener: ListenerSpec's text plus its parsed bind address and trusted
  * networks. Built by the config loader (`src/config/listeners.ts`).
  */
