@@ -62,8 +62,9 @@ export interface ListenerSpec {
 // private field (`#…`) behind a getter: the text stays what the store, the wire and the logs
 // show, the parsed value is what the runtime and the sockets use, and nothing downstream
 // parses the text again. Private fields and getters are not own enumerable properties, so a
-// twin compares (toEqual), spreads and serialises (JSON) exactly like its plain text shape,
-// and is typed as that shape (ListenerSpec, RouteSpec, Config) where it is passed around.
+// twin compares (toEqual) and serialises (JSON) exactly like its plain text shape (a spread
+// copy keeps only the text), and is typed as that shape (ListenerSpec, RouteSpec, Config)
+// where it is passed around.
 // The layer that needs the parsed value asks for it with `Parsed….from(value)`, which throws
 // for an object validation did not build: a missing twin is a bug, never a reason to parse.
 
