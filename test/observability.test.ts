@@ -9,6 +9,7 @@ import { AdminClient } from "../src/client/index.ts";
 import { METRICS } from "../src/metrics/prometheus.ts";
 import type { StatsSnapshot, TrafficCounts } from "../src/metrics/stats.ts";
 import { END_REASONS, type EndReason } from "../src/net/end-reason.ts";
+import type { BackendSnapshot } from "../src/route/backend-pool.ts";
 import type { Explanation } from "../src/server/explain.ts";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { type CertPair, makeCa, type TestCa } from "./helpers/certs.ts";
@@ -114,6 +115,26 @@ function ends(counts: Partial<Record<EndReason, number>>): Record<string, number
   return all;
 }
 
+/** The one backend of a route, as GetStats reports it. */
+function backendAt(
+  addr: string,
+  connectionsTotal: number,
+  failuresTotal = 0,
+): { backends: BackendSnapshot[] } {
+  return {
+    backends: [
+      {
+        addr,
+        weight: 1,
+        up: failuresTotal === 0,
+        connectionsTotal,
+        failuresTotal,
+        connectionsActive: 0,
+      },
+    ],
+  };
+}
+
 function counts(
   connectionsTotal: number,
   bytesUp: number,
@@ -186,6 +207,7 @@ describe("counters: every end reason, exact values", () => {
   let client: AdminClient;
   let config: string;
   let metricsAddr: string;
+  let deadAddr: string;
   let hello: { app: Uint8Array; wild: Uint8Array; idle: Uint8Array; dead: Uint8Array };
   let noRoute: { other: Uint8Array; twoLabels: Uint8Array };
 
@@ -208,6 +230,7 @@ describe("counters: every end reason, exact values", () => {
     const dir = tempDir("mc-proxy-observability-");
     const grpcAddr = `127.0.0.1:${await freePort()}`;
     metricsAddr = `127.0.0.1:${await freePort()}`;
+    deadAddr = `127.0.0.1:${await freePort()}`;
     config = writeFile(
       dir,
       "mc-proxy.toml",
@@ -228,7 +251,7 @@ max_connections_per_ip = 2
   backend = "127.0.0.1:${hold.port}"
   [[listeners.routes]]
   hostname = "dead.test"
-  backend = "127.0.0.1:${await freePort()}"
+  backend = "${deadAddr}"
   [[listeners.routes]]
   hostname = "unused.test"
   backend = "127.0.0.1:${reply.port}"
@@ -374,16 +397,30 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
             {
               hostname: "*.wild.test",
               ...counts(1, hello.wild.length + PAYLOAD.length, REPLY.length, { closed: 1 }),
+              ...backendAt(`127.0.0.1:${reply.port}`, 1),
             },
             {
               hostname: "app.test",
               ...counts(2, 2 * (hello.app.length + PAYLOAD.length), 2 * REPLY.length, {
                 closed: 2,
               }),
+              ...backendAt(`127.0.0.1:${reply.port}`, 2),
             },
-            { hostname: "dead.test", ...counts(1, 0, 0, { dial_failed: 1 }) },
-            { hostname: "idle.test", ...counts(1, hello.idle.length, 0, { idle_timeout: 1 }) },
-            { hostname: "unused.test", ...counts(0, 0, 0, {}) },
+            {
+              hostname: "dead.test",
+              ...counts(1, 0, 0, { dial_failed: 1 }),
+              ...backendAt(deadAddr, 0, 1),
+            },
+            {
+              hostname: "idle.test",
+              ...counts(1, hello.idle.length, 0, { idle_timeout: 1 }),
+              ...backendAt(`127.0.0.1:${hold.port}`, 1),
+            },
+            {
+              hostname: "unused.test",
+              ...counts(0, 0, 0, {}),
+              ...backendAt(`127.0.0.1:${reply.port}`, 0),
+            },
           ],
         },
         {
@@ -399,6 +436,7 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
             {
               hostname: "app.test",
               ...counts(1, hello.app.length + PAYLOAD.length, REPLY.length, { closed: 1 }),
+              ...backendAt(`127.0.0.1:${reply.port}`, 1),
             },
           ],
         },
@@ -765,7 +803,7 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
     async (_name, sni, decision) => {
       const explanation = await ask("127.0.0.4", sni);
       expect(explanation.decision).toBe(decision as "no_route" | "no_sni");
-      expect(explanation.route).toEqual({ matched: "none", route: null });
+      expect(explanation.route).toEqual({ matched: "none", route: null, backends: [] });
 
       const from = proxy.logs.length;
       const hello = sni === "" ? NO_SNI_HELLO : await clientHelloFor(sni);

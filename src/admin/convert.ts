@@ -1,6 +1,7 @@
 // The one mapping between generated protobuf types (gen/) and the domain types, both ways.
 
 import {
+  type BackendStats as ProtoBackendStats,
   type ExplainResponse as ProtoExplanation,
   type FirewallRule as ProtoFirewallRule,
   type Route as ProtoRoute,
@@ -9,8 +10,18 @@ import {
   type GetStatsResponse as ProtoStats,
   type GetStatusResponse as ProtoStatus,
 } from "../../gen/mc_proxy/v1/admin.ts";
-import type { FirewallRule, FirewallRuleType, RouteMode, RouteSpec } from "../config/types.ts";
+import {
+  BALANCE_POLICIES,
+  type BalancePolicy,
+  type FirewallRule,
+  type FirewallRuleType,
+  HEALTH_CHECK_KINDS,
+  type HealthCheckKind,
+  type RouteMode,
+  type RouteSpec,
+} from "../config/types.ts";
 import type { StatsSnapshot, TrafficCounts } from "../metrics/stats.ts";
+import type { BackendSnapshot } from "../route/backend-pool.ts";
 import type { RouteInput } from "../route/validate.ts";
 import {
   EXPLAIN_DECISIONS,
@@ -71,6 +82,11 @@ export function routeInputFromProto(route: ProtoRoute): RouteInput {
   return {
     hostname: route.hostname,
     backend: route.backend,
+    // An old client sends no backends: `backend` alone is the route's one backend.
+    backends: route.backends.map((backend) => ({ addr: backend.addr, weight: backend.weight })),
+    balance: route.balance,
+    healthCheck: route.healthCheck,
+    healthCheckPath: route.healthCheckPath,
     mode: route.mode,
     tlsCert: route.tlsCert,
     tlsKey: route.tlsKey,
@@ -83,6 +99,13 @@ export function routeInputToProto(route: RouteInput): ProtoRoute {
   return {
     hostname: route.hostname,
     backend: route.backend,
+    backends: (route.backends ?? []).map((backend) => ({
+      addr: backend.addr,
+      weight: backend.weight ?? 0,
+    })),
+    balance: route.balance ?? "",
+    healthCheck: route.healthCheck ?? "",
+    healthCheckPath: route.healthCheckPath ?? "",
     mode: route.mode ?? "",
     tlsCert: route.tlsCert ?? "",
     tlsKey: route.tlsKey ?? "",
@@ -97,9 +120,26 @@ export function routeToProto(route: RouteSpec): ProtoRoute {
 
 /** A route as the server sent it. The server only sends validated routes, so the mode is known. */
 export function routeFromProto(route: ProtoRoute): RouteSpec {
+  // An older server sends no backends, balance or health_check.
+  const backends =
+    route.backends.length === 0
+      ? [{ addr: route.backend, weight: 1 }]
+      : route.backends.map((backend) => ({ addr: backend.addr, weight: backend.weight || 1 }));
   return {
     hostname: route.hostname,
-    backend: route.backend,
+    backend: backends[0]!.addr,
+    backends,
+    balance: oneOf<BalancePolicy>(
+      "route.balance",
+      route.balance || "least_connections",
+      BALANCE_POLICIES,
+    ),
+    healthCheck: oneOf<HealthCheckKind>(
+      "route.health_check",
+      route.healthCheck || "none",
+      HEALTH_CHECK_KINDS,
+    ),
+    healthCheckPath: route.healthCheckPath,
     mode: routeModeFromProto(route.mode),
     tlsCert: route.tlsCert,
     tlsKey: route.tlsKey,
@@ -125,6 +165,7 @@ export function statusToProto(status: RuntimeStatus): ProtoStatus {
       activeConnections: listener.activeConnections,
       proxyProtocol: listener.proxyProtocol,
     })),
+    backendsDown: status.backendsDown.map((down) => ({ ...down })),
   };
 }
 
@@ -141,11 +182,27 @@ export function statusFromProto(status: ProtoStatus): RuntimeStatus {
         proxyProtocol: listener.proxyProtocol,
       }),
     ),
+    backendsDown: status.backendsDown.map((down) => ({ ...down })),
+  };
+}
+
+export function backendToProto(backend: BackendSnapshot): ProtoBackendStats {
+  return { ...backend };
+}
+
+export function backendFromProto(backend: ProtoBackendStats): BackendSnapshot {
+  return {
+    addr: backend.addr,
+    weight: backend.weight,
+    up: backend.up,
+    connectionsTotal: backend.connectionsTotal,
+    failuresTotal: backend.failuresTotal,
+    connectionsActive: backend.connectionsActive,
   };
 }
 
 /** The five counter fields shared by ListenerStats and RouteStats, wire → domain. */
-function countsFromProto(counts: Omit<ProtoRouteStats, "hostname">): TrafficCounts {
+function countsFromProto(counts: Omit<ProtoRouteStats, "hostname" | "backends">): TrafficCounts {
   return {
     connectionsTotal: counts.connectionsTotal,
     connectionsActive: counts.connectionsActive,
@@ -155,7 +212,7 @@ function countsFromProto(counts: Omit<ProtoRouteStats, "hostname">): TrafficCoun
   };
 }
 
-function countsToProto(counts: TrafficCounts): Omit<ProtoRouteStats, "hostname"> {
+function countsToProto(counts: TrafficCounts): Omit<ProtoRouteStats, "hostname" | "backends"> {
   return {
     connectionsTotal: counts.connectionsTotal,
     connectionsActive: counts.connectionsActive,
@@ -173,6 +230,7 @@ export function statsToProto(stats: StatsSnapshot): ProtoStats {
       routes: listener.routes.map((route) => ({
         hostname: route.hostname,
         ...countsToProto(route),
+        backends: route.backends.map(backendToProto),
       })),
     })),
     firewallHits: stats.firewallHits.map(({ rule, hits }) => ({ rule: ruleToProto(rule), hits })),
@@ -187,6 +245,7 @@ export function statsFromProto(stats: ProtoStats): StatsSnapshot {
       routes: listener.routes.map((route) => ({
         hostname: route.hostname,
         ...countsFromProto(route),
+        backends: route.backends.map(backendFromProto),
       })),
     })),
     firewallHits: stats.firewallHits.map(({ rule, hits }) => {
@@ -208,6 +267,7 @@ export function explanationToProto(explanation: Explanation): ProtoExplanation {
     route: {
       matched: route.matched,
       route: route.route === null ? undefined : routeToProto(route.route),
+      backends: route.backends.map(backendToProto),
     },
     decision: explanation.decision,
     explanation: explanation.explanation,
@@ -239,6 +299,7 @@ export function explanationFromProto(response: ProtoExplanation): Explanation {
     route: {
       matched,
       route: response.route?.route ? routeFromProto(response.route.route) : null,
+      backends: (response.route?.backends ?? []).map(backendFromProto),
     },
     decision,
     explanation: response.explanation,

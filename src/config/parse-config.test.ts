@@ -51,6 +51,26 @@ shutdown_timeout = "30s"
 backend_ca = ""
 `;
 
+/** The [proxy] health-check keys' defaults. */
+const HEALTH_DEFAULTS = {
+  healthCheckIntervalMs: 5_000,
+  healthCheckTimeoutMs: 2_000,
+  backendHoldDownMs: 10_000,
+} as const;
+
+/** A route's backend fields for one backend named by `backend`. */
+function one(
+  backend: string,
+): Pick<RouteSpec, "backend" | "backends" | "balance" | "healthCheck" | "healthCheckPath"> {
+  return {
+    backend,
+    backends: [{ addr: backend, weight: 1 }],
+    balance: "least_connections",
+    healthCheck: "none",
+    healthCheckPath: "",
+  };
+}
+
 const L4_DEFAULTS = {
   mode: "l4",
   tlsCert: "",
@@ -70,7 +90,7 @@ test("the SPEC §2 example parses into the exact Config", () => {
         proxyProtocolFrom: [],
         maxConnections: 0,
         maxConnectionsPerIp: 0,
-        routes: [{ hostname: "metacircular.net", backend: "127.0.0.1:28443", ...L4_DEFAULTS }],
+        routes: [{ hostname: "metacircular.net", ...one("127.0.0.1:28443"), ...L4_DEFAULTS }],
       },
     ],
     grpc: {
@@ -96,6 +116,7 @@ test("the SPEC §2 example parses into the exact Config", () => {
       helloTimeoutMs: 10_000,
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
+      ...HEALTH_DEFAULTS,
       backendCa: "",
     },
   };
@@ -165,7 +186,7 @@ backend_ca = "ca/backends.pem"
         routes: [
           {
             hostname: "app.example.com",
-            backend: "[::1]:8080",
+            ...one("[::1]:8080"),
             mode: "l7",
             tlsCert: "/etc/mc-proxy/certs/app.pem",
             tlsKey: "/abs/app-key.pem",
@@ -174,7 +195,7 @@ backend_ca = "ca/backends.pem"
           },
           {
             hostname: "*.example.com",
-            backend: "backend.internal:443",
+            ...one("backend.internal:443"),
             ...L4_DEFAULTS,
             sendProxyProtocol: true,
           },
@@ -213,6 +234,7 @@ backend_ca = "ca/backends.pem"
       helloTimeoutMs: 90_000,
       idleTimeoutMs: 3_600_000,
       shutdownTimeoutMs: 120_000,
+      ...HEALTH_DEFAULTS,
       backendCa: "/etc/mc-proxy/ca/backends.pem",
     },
   };
@@ -243,6 +265,7 @@ test("absent sections and keys take the SPEC §2 defaults", () => {
       helloTimeoutMs: 10_000,
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
+      ...HEALTH_DEFAULTS,
       backendCa: "",
     },
   });
@@ -250,7 +273,7 @@ test("absent sections and keys take the SPEC §2 defaults", () => {
 
 test("an absent route mode, cert and flags default to a plain l4 route", () => {
   const text = `${MINIMAL}[[listeners.routes]]\nhostname = "a.example.com"\nbackend = "127.0.0.1:1"\n`;
-  const route: RouteSpec = { hostname: "a.example.com", backend: "127.0.0.1:1", ...L4_DEFAULTS };
+  const route: RouteSpec = { hostname: "a.example.com", ...one("127.0.0.1:1"), ...L4_DEFAULTS };
   expect(parseConfig(text, SOURCE).listeners[0]!.routes).toEqual([route]);
 });
 
@@ -385,7 +408,7 @@ test.each([
   [
     "unknown route key",
     `${LISTENER}${route("a.example.com", "b:1", "tls = true\n")}`,
-    'listeners[0].routes[0]: unknown key "tls" (allowed: hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol)',
+    'listeners[0].routes[0]: unknown key "tls" (allowed: hostname, backend, backends, balance, health_check, health_check_path, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol)',
   ],
   [
     "unknown database key",

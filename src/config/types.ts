@@ -3,12 +3,40 @@
 /** How a route forwards a connection: raw TLS passthrough, or terminate and reverse-proxy HTTP. */
 export type RouteMode = "l4" | "l7";
 
-/** One hostname → backend mapping on a listener (SPEC §2, §8 `Route`). */
+/** How a route with several backends picks one for a new connection. */
+export type BalancePolicy = "round_robin" | "least_connections";
+
+/** The balance policies, in the order messages list them. */
+export const BALANCE_POLICIES: readonly BalancePolicy[] = ["round_robin", "least_connections"];
+
+/**
+ * Active health checking of a route's backends: none; a TCP connect; a TLS handshake (an
+ * application that hangs while the kernel accepts is caught); an HTTP GET of a path (l7).
+ */
+export type HealthCheckKind = "none" | "tcp" | "tls" | "http";
+
+export const HEALTH_CHECK_KINDS: readonly HealthCheckKind[] = ["none", "tcp", "tls", "http"];
+
+/** One backend of a route: `host:port` and its share of new connections. */
+export interface BackendSpec {
+  /** `host:port`, IPv6 hosts in brackets (`[::1]:443`). */
+  addr: string;
+  /** 1–1000; a backend of weight 2 gets twice the connections of one of weight 1. */
+  weight: number;
+}
+
+/** One hostname → backend(s) mapping on a listener (SPEC §2, §8 `Route`). */
 export interface RouteSpec {
   /** Lower-case, no trailing dot; either an exact name or `*.parent` (one label). */
   hostname: string;
-  /** `host:port`, IPv6 hosts in brackets (`[::1]:443`). */
+  /** The first backend's addr (`backends[0].addr`): what a single-backend route names. */
   backend: string;
+  /** At least one, at most MAX_BACKENDS, addrs distinct; `[{addr: backend, weight: 1}]` for one. */
+  backends: BackendSpec[];
+  balance: BalancePolicy;
+  healthCheck: HealthCheckKind;
+  /** health_check = "http" only: the path requested ("" otherwise). */
+  healthCheckPath: string;
   mode: RouteMode;
   /** l7 only: PEM certificate chain path ("" for l4). */
   tlsCert: string;
@@ -65,6 +93,12 @@ export interface ProxyTimeouts {
   helloTimeoutMs: number;
   idleTimeoutMs: number;
   shutdownTimeoutMs: number;
+  /** How often each health-checked backend is checked. */
+  healthCheckIntervalMs: number;
+  /** How long one check may take before it counts as failed. */
+  healthCheckTimeoutMs: number;
+  /** How long a backend whose dial failed is skipped while other backends are up. */
+  backendHoldDownMs: number;
   /** "" = system store only. */
   backendCa: string;
 }

@@ -3,6 +3,7 @@ import type { FirewallRule } from "../config/types.ts";
 import { firewallRuleKey } from "../firewall/rule.ts";
 import { END_REASONS } from "../net/end-reason.ts";
 import type { TrafficStats } from "../net/traffic-stats.ts";
+import { type BackendSnapshot, snapshotBackends } from "../route/backend-pool.ts";
 import type { Runtime } from "../server/runtime.ts";
 
 /** The counters of a listener or a route, copied. */
@@ -23,6 +24,8 @@ export interface TrafficCounts {
 
 export interface RouteStatsSnapshot extends TrafficCounts {
   hostname: string;
+  /** The current route's backends in its order; [] for a removed route. */
+  backends: BackendSnapshot[];
 }
 
 export interface ListenerStatsSnapshot extends TrafficCounts {
@@ -71,9 +74,14 @@ export function collectStats(source: StatsSource): StatsSnapshot {
     const counted = new Map(state.routeStatsEntries());
     const hostnames = new Set(counted.keys());
     for (const route of state.routes.routes) hostnames.add(route.hostname);
-    const routes = [...hostnames]
-      .sort(byText)
-      .map((hostname) => ({ hostname, ...copyCounts(counted.get(hostname) ?? null) }));
+    const routes = [...hostnames].sort(byText).map((hostname) => {
+      const route = state.routes.route(hostname);
+      return {
+        hostname,
+        ...copyCounts(counted.get(hostname) ?? null),
+        backends: route === undefined ? [] : snapshotBackends(route.pool),
+      };
+    });
     return { addr: state.addr, ...copyCounts(state.stats), routes };
   });
 

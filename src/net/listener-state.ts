@@ -1,6 +1,7 @@
 // Per-listener runtime state shared by its connections: route table, trust list, counters.
-import type { ListenerSpec } from "../config/types.ts";
+import type { ListenerSpec, RouteSpec } from "../config/types.ts";
 import { type Cidr, cidrContains, type IpAddress, parseCidr } from "../ip/ip.ts";
+import { BackendState } from "../route/backend-pool.ts";
 import { RouteTable } from "../route/route-table.ts";
 import { TrafficStats } from "./traffic-stats.ts";
 
@@ -15,15 +16,30 @@ export class ListenerState {
   readonly perIp = new Map<string, number>();
   /** Per route hostname; kept across route-table swaps. */
   private readonly routeStats = new Map<string, TrafficStats>();
+  /** Per route hostname and backend addr (`hostname addr`); kept across route-table swaps. */
+  private readonly backends = new Map<string, BackendState>();
   /** proxy_protocol_from, compiled once. */
   private readonly trusted: Cidr[];
 
   constructor(readonly spec: ListenerSpec) {
-    this.routes = new RouteTable(spec.routes);
+    this.routes = this.buildRoutes(spec.routes);
     this.trusted = spec.proxyProtocolFrom.map((text) => {
       const parsed = parseCidr(text);
       if ("error" in parsed) throw new Error(`proxy_protocol_from ${text}: ${parsed.error}`);
       return parsed.cidr;
+    });
+  }
+
+  /** A route table whose backends share this listener's health state and counters. */
+  buildRoutes(routes: readonly RouteSpec[]): RouteTable {
+    return new RouteTable(routes, (hostname, addr, host, port) => {
+      const key = `${hostname} ${addr}`;
+      let state = this.backends.get(key);
+      if (state === undefined) {
+        state = new BackendState(this.spec.addr, hostname, addr, host, port);
+        this.backends.set(key, state);
+      }
+      return state;
     });
   }
 

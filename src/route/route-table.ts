@@ -3,12 +3,13 @@ import type { SecureContext } from "node:tls";
 import { parseHostPort } from "../config/address.ts";
 import type { RouteSpec } from "../config/types.ts";
 import { CertificateError, loadRouteCertificate } from "../l7/certificates.ts";
+import { BackendPool, BackendState } from "./backend-pool.ts";
 
-/** A route with its backend address parsed once, at table build time, not per connection. */
+/** A route with its backend addresses parsed once, at table build time, not per connection. */
 export interface Route {
   spec: RouteSpec;
-  backendHost: string;
-  backendPort: number;
+  /** Its backends (with their health and counters) and the balance policy. */
+  pool: BackendPool;
   /** l7: the route's certificate and key, loaded when the table is built; null for l4. */
   secureContext: SecureContext | null;
 }
@@ -31,16 +32,22 @@ export class RouteTable {
    * l7 certificates are read here, so a connection never touches the disk and an unusable
    * file fails the start or the route change (CertificateError, naming route and path).
    */
-  constructor(routes: readonly RouteSpec[]) {
+  constructor(routes: readonly RouteSpec[], backendState: BackendStateSource = freshBackendState) {
     this.routes = routes;
     for (const spec of routes) {
-      const parsed = parseHostPort(spec.backend, { allowEmptyHost: false, allowPortZero: false });
-      if ("error" in parsed)
-        throw new Error(`route ${spec.hostname} backend ${spec.backend}: ${parsed.error}`);
+      const members = spec.backends.map((backend) => {
+        const parsed = parseHostPort(backend.addr, {
+          allowEmptyHost: false,
+          allowPortZero: false,
+        });
+        if ("error" in parsed)
+          throw new Error(`route ${spec.hostname} backend ${backend.addr}: ${parsed.error}`);
+        return backendState(spec.hostname, backend.addr, parsed.value.host, parsed.value.port);
+      });
+      const weights = spec.backends.map((backend) => backend.weight);
       const route: Route = {
         spec,
-        backendHost: parsed.value.host,
-        backendPort: parsed.value.port,
+        pool: new BackendPool(members, weights, spec.balance),
         secureContext: spec.mode === "l7" ? routeCertificate(spec) : null,
       };
       if (spec.hostname.startsWith("*.")) this.wildcard.set(spec.hostname.slice(2), route);
@@ -50,6 +57,18 @@ export class RouteTable {
 
   get size(): number {
     return this.routes.length;
+  }
+
+  /** The route with exactly this hostname (`*.example.com` for a wildcard), for stats. */
+  route(hostname: string): Route | undefined {
+    return hostname.startsWith("*.")
+      ? this.wildcard.get(hostname.slice(2))
+      : this.exact.get(hostname);
+  }
+
+  /** Every route, in table order. */
+  entries(): Route[] {
+    return [...this.exact.values(), ...this.wildcard.values()];
   }
 
   /**
@@ -65,6 +84,21 @@ export class RouteTable {
     const wildcard = this.wildcard.get(serverName.slice(dot + 1));
     return wildcard ? { route: wildcard, match: "wildcard" } : null;
   }
+}
+
+/**
+ * The state object of a route's backend: the listener's, kept across table swaps, or a fresh
+ * one (a table built only to check a route).
+ */
+export type BackendStateSource = (
+  hostname: string,
+  addr: string,
+  host: string,
+  port: number,
+) => BackendState;
+
+function freshBackendState(hostname: string, addr: string, host: string, port: number) {
+  return new BackendState("", hostname, addr, host, port);
 }
 
 function routeCertificate(spec: RouteSpec): SecureContext {

@@ -2,6 +2,7 @@
 import { parseHostPort } from "../config/address.ts";
 import type { FirewallRule, RouteSpec } from "../config/types.ts";
 import { formatIp, type IpAddress, parseIp } from "../ip/ip.ts";
+import { type BackendSnapshot, snapshotBackends } from "../route/backend-pool.ts";
 import type { Runtime } from "./runtime.ts";
 
 /**
@@ -50,7 +51,12 @@ export interface Explanation {
     /** One more connection would be over a limit. */
     wouldExceed: boolean;
   };
-  route: { matched: RouteMatchKind; route: RouteSpec | null };
+  route: {
+    matched: RouteMatchKind;
+    route: RouteSpec | null;
+    /** The route's backends with their health now, in its order ([] without a route). */
+    backends: BackendSnapshot[];
+  };
   decision: ExplainDecision;
   /** One line for a human. */
   explanation: string;
@@ -103,7 +109,24 @@ function describeRule(rule: FirewallRule): string {
   return `${rule.type} ${rule.value}`;
 }
 
-function describeRoute(matched: RouteMatchKind, route: RouteSpec): string {
+/** `10.0.0.5:443` or `10.0.0.5:443, 10.0.0.6:443 (down) (round_robin)`. */
+function describeBackends(route: RouteSpec, backends: readonly BackendSnapshot[]): string {
+  if (backends.length <= 1 && (backends[0]?.up ?? true)) return route.backend;
+  const list = backends
+    .map((backend) => {
+      const weight = backend.weight === 1 ? "" : ` weight ${backend.weight}`;
+      return `${backend.addr}${weight}${backend.up ? "" : " (down)"}`;
+    })
+    .join(", ");
+  const up = backends.filter((backend) => backend.up).length;
+  return `${list} [${route.balance}, ${up} of ${backends.length} up]`;
+}
+
+function describeRoute(
+  matched: RouteMatchKind,
+  route: RouteSpec,
+  backends: readonly BackendSnapshot[],
+): string {
   const extras: string[] = [];
   if (route.mode === "l7") {
     extras.push("TLS terminated, HTTP proxied");
@@ -112,7 +135,8 @@ function describeRoute(matched: RouteMatchKind, route: RouteSpec): string {
     extras.push("TLS passed through");
   }
   if (route.sendProxyProtocol) extras.push("PROXY v2 header sent");
-  return `${matched} route ${route.hostname} -> ${route.backend} (${extras.join(", ")})`;
+  if (route.healthCheck !== "none") extras.push(`health check ${route.healthCheck}`);
+  return `${matched} route ${route.hostname} -> ${describeBackends(route, backends)} (${extras.join(", ")})`;
 }
 
 /**
@@ -172,6 +196,7 @@ export function explain(runtime: ExplainSource, request: ExplainRequest): Explan
   // readHello(): no SNI, then the route table the listener serves now.
   const match = sni === null ? null : listener.routes.lookup(sni);
   const route = match === null ? null : match.route.spec;
+  const backends = match === null ? [] : snapshotBackends(match.route.pool);
   const matched: RouteMatchKind = match === null ? "none" : match.match;
 
   let decision: ExplainDecision;
@@ -195,7 +220,7 @@ export function explain(runtime: ExplainSource, request: ExplainRequest): Explan
     explanation = `no_route: no exact or wildcard route for ${sni} on ${listener.addr}; a TLS unrecognized_name alert, then close`;
   } else {
     decision = route.mode === "l7" ? "terminate_l7" : "forward_l4";
-    explanation = `${decision}: ${describeRoute(matched, route)}`;
+    explanation = `${decision}: ${describeRoute(matched, route, backends)}`;
   }
 
   return {
@@ -211,7 +236,7 @@ export function explain(runtime: ExplainSource, request: ExplainRequest): Explan
       fromClient,
       wouldExceed: overListener || overClient,
     },
-    route: { matched, route: route === null ? null : { ...route } },
+    route: { matched, route: route === null ? null : { ...route }, backends },
     decision,
     explanation,
   };

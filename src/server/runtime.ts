@@ -8,7 +8,7 @@ import type { Logger } from "../log/logger.ts";
 import type { Connection } from "../net/connection.ts";
 import { ListenerState } from "../net/listener-state.ts";
 import type { ProxyEnv } from "../net/proxy-env.ts";
-import { RouteTable } from "../route/route-table.ts";
+import type { RouteTable } from "../route/route-table.ts";
 
 export interface ListenerStatus {
   addr: string;
@@ -17,11 +17,19 @@ export interface ListenerStatus {
   proxyProtocol: boolean;
 }
 
+/** A backend marked down now (failed dial or health check). */
+export interface DownBackend {
+  listenerAddr: string;
+  hostname: string;
+  backend: string;
+}
+
 export interface RuntimeStatus {
   version: string;
   startedAt: Date;
   totalConnections: number;
   listeners: ListenerStatus[];
+  backendsDown: DownBackend[];
 }
 
 /**
@@ -97,7 +105,7 @@ export class Runtime {
   replaceRoutes(addr: string, routes: RouteSpec[]): void {
     const state = this.listeners.get(addr);
     if (!state) throw new Error(`unknown listener ${JSON.stringify(addr)}`);
-    state.routes = new RouteTable(routes);
+    state.routes = state.buildRoutes(routes);
   }
 
   /**
@@ -147,8 +155,20 @@ export class Runtime {
   status(): RuntimeStatus {
     let totalConnections = 0;
     const listeners: ListenerStatus[] = [];
+    const backendsDown: DownBackend[] = [];
     for (const state of this.listeners.values()) {
       totalConnections += state.stats.total;
+      for (const route of state.routes.entries()) {
+        for (const member of route.pool.members) {
+          if (!member.up) {
+            backendsDown.push({
+              listenerAddr: state.addr,
+              hostname: route.spec.hostname,
+              backend: member.addr,
+            });
+          }
+        }
+      }
       listeners.push({
         addr: state.addr,
         routeCount: state.routes.size,
@@ -156,6 +176,12 @@ export class Runtime {
         proxyProtocol: state.spec.proxyProtocol,
       });
     }
-    return { version: this.version, startedAt: this.startedAt, totalConnections, listeners };
+    return {
+      version: this.version,
+      startedAt: this.startedAt,
+      totalConnections,
+      listeners,
+      backendsDown,
+    };
   }
 }

@@ -10,6 +10,7 @@ import { type RunningListener, startListener } from "../net/listener.ts";
 import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
 import { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
+import { startHealthChecks } from "./health-checks.ts";
 import { Runtime } from "./runtime.ts";
 
 export interface RunningServer {
@@ -92,6 +93,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         config.proxy.idleTimeoutMs,
       ]),
     );
+    const stopHealthChecks = startHealthChecks(runtime, config.proxy, logger);
     logger.info("mc-proxy started", { version: VERSION, listeners: running.length });
 
     let stopping: Promise<void> | null = null;
@@ -104,6 +106,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         stopAdmin,
         stopMetrics,
         stopSweep,
+        stopHealthChecks,
         store,
         logger,
       });
@@ -128,6 +131,7 @@ async function drainAndStop(options: {
   stopAdmin: (() => Promise<void>) | null;
   stopMetrics: (() => void) | null;
   stopSweep: () => void;
+  stopHealthChecks: () => void;
   store: Store;
   logger: Logger;
 }): Promise<void> {
@@ -136,6 +140,7 @@ async function drainAndStop(options: {
   const timeoutMs = options.config.proxy.shutdownTimeoutMs;
   // Stop first, log second: whoever reads the line may rely on new connections being refused.
   for (const listener of options.running) listener.stopAccepting();
+  options.stopHealthChecks();
   logger.info(`received ${options.reason}, shutting down`, {
     active: env.open.size,
     shutdown_timeout_ms: timeoutMs,

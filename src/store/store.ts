@@ -1,7 +1,15 @@
 // The database behind routes and firewall rules (SPEC §3): open, seed from the TOML, read, change.
 import { Database } from "bun:sqlite";
 import { closeSync, fstatSync, openSync } from "node:fs";
-import type { Config, FirewallRule, RouteMode, RouteSpec } from "../config/types.ts";
+import type {
+  BackendSpec,
+  BalancePolicy,
+  Config,
+  FirewallRule,
+  HealthCheckKind,
+  RouteMode,
+  RouteSpec,
+} from "../config/types.ts";
 import { firewallRuleKey } from "../firewall/rule.ts";
 import type { Logger } from "../log/logger.ts";
 import { describeCause, describeCurrentUser, StoreError, sqliteCode } from "./errors.ts";
@@ -23,8 +31,12 @@ export interface ReconcileResult {
 }
 
 interface RouteRow {
+  id: number;
   hostname: string;
   backend: string;
+  balance: string;
+  health_check: string;
+  health_check_path: string;
   mode: string;
   tls_cert: string;
   tls_key: string;
@@ -37,6 +49,9 @@ type RouteParams = {
   listener_addr: string;
   hostname: string;
   backend: string;
+  balance: string;
+  health_check: string;
+  health_check_path: string;
   mode: string;
   tls_cert: string;
   tls_key: string;
@@ -46,10 +61,39 @@ type RouteParams = {
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
-function toRoute(row: RouteRow): RouteSpec {
+const ROUTE_COLUMNS =
+  "id, hostname, backend, balance, health_check, health_check_path, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol";
+
+interface BackendRow {
+  route_id: number;
+  addr: string;
+  weight: number;
+}
+
+/** Every route's backends by route id, in position order. */
+function backendsByRoute(rows: BackendRow[]): Map<number, BackendSpec[]> {
+  const result = new Map<number, BackendSpec[]>();
+  for (const row of rows) {
+    let list = result.get(row.route_id);
+    if (list === undefined) {
+      list = [];
+      result.set(row.route_id, list);
+    }
+    list.push({ addr: row.addr, weight: row.weight });
+  }
+  return result;
+}
+
+function toRoute(row: RouteRow, backends: Map<number, BackendSpec[]>): RouteSpec {
+  // A route without route_backends rows (a hand-made row) still has its one backend.
+  const list = backends.get(row.id) ?? [{ addr: row.backend, weight: 1 }];
   return {
     hostname: row.hostname,
-    backend: row.backend,
+    backend: list[0]!.addr,
+    backends: list,
+    balance: row.balance as BalancePolicy,
+    healthCheck: row.health_check as HealthCheckKind,
+    healthCheckPath: row.health_check_path,
     mode: row.mode as RouteMode,
     tlsCert: row.tls_cert,
     tlsKey: row.tls_key,
@@ -62,7 +106,10 @@ function toRouteParams(listenerAddr: string, route: RouteSpec): RouteParams {
   return {
     listener_addr: listenerAddr,
     hostname: route.hostname,
-    backend: route.backend,
+    backend: route.backends[0]?.addr ?? route.backend,
+    balance: route.balance,
+    health_check: route.healthCheck,
+    health_check_path: route.healthCheckPath,
     mode: route.mode,
     tls_cert: route.tlsCert,
     tls_key: route.tlsKey,
@@ -131,16 +178,28 @@ export class Store {
         "INSERT INTO listeners (addr) VALUES ($addr)",
       ),
       routes: db.prepare<RouteRow, { listener_addr: string }>(
-        `SELECT hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol
-         FROM routes WHERE listener_addr = $listener_addr ORDER BY hostname`,
+        `SELECT ${ROUTE_COLUMNS} FROM routes WHERE listener_addr = $listener_addr ORDER BY hostname`,
       ),
       allRoutes: db.prepare<RouteRow & { listener_addr: string }, []>(
-        `SELECT listener_addr, hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol
-         FROM routes ORDER BY listener_addr, hostname`,
+        `SELECT listener_addr, ${ROUTE_COLUMNS} FROM routes ORDER BY listener_addr, hostname`,
       ),
-      insertRoute: db.prepare<never, RouteParams>(
-        `INSERT INTO routes (listener_addr, hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol)
-         VALUES ($listener_addr, $hostname, $backend, $mode, $tls_cert, $tls_key, $backend_tls, $send_proxy_protocol)`,
+      backends: db.prepare<BackendRow, { listener_addr: string }>(
+        `SELECT b.route_id, b.addr, b.weight FROM route_backends b JOIN routes r ON r.id = b.route_id
+         WHERE r.listener_addr = $listener_addr ORDER BY b.route_id, b.position`,
+      ),
+      allBackends: db.prepare<BackendRow, []>(
+        "SELECT route_id, addr, weight FROM route_backends ORDER BY route_id, position",
+      ),
+      insertRoute: db.prepare<{ id: number }, RouteParams>(
+        `INSERT INTO routes (listener_addr, hostname, backend, balance, health_check, health_check_path, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol)
+         VALUES ($listener_addr, $hostname, $backend, $balance, $health_check, $health_check_path, $mode, $tls_cert, $tls_key, $backend_tls, $send_proxy_protocol)
+         RETURNING id`,
+      ),
+      insertBackend: db.prepare<
+        never,
+        { route_id: number; position: number; addr: string; weight: number }
+      >(
+        "INSERT INTO route_backends (route_id, position, addr, weight) VALUES ($route_id, $position, $addr, $weight)",
       ),
       deleteRoute: db.prepare<never, { listener_addr: string; hostname: string }>(
         "DELETE FROM routes WHERE listener_addr = $listener_addr AND hostname = $hostname",
@@ -181,13 +240,17 @@ export class Store {
       }),
       routes: db.transaction((listenerAddr: string): RouteSpec[] => {
         this.requireListener(listenerAddr);
-        return this.stmts.routes.all({ listener_addr: listenerAddr }).map(toRoute);
+        const backends = backendsByRoute(this.stmts.backends.all({ listener_addr: listenerAddr }));
+        return this.stmts.routes
+          .all({ listener_addr: listenerAddr })
+          .map((row) => toRoute(row, backends));
       }),
       allRoutes: db.transaction((): Map<string, RouteSpec[]> => {
         const result = new Map<string, RouteSpec[]>();
         for (const row of this.stmts.listenerAddrs.all()) result.set(row.addr, []);
+        const backends = backendsByRoute(this.stmts.allBackends.all());
         for (const row of this.stmts.allRoutes.all()) {
-          result.get(row.listener_addr)?.push(toRoute(row));
+          result.get(row.listener_addr)?.push(toRoute(row, backends));
         }
         return result;
       }),
@@ -345,8 +408,9 @@ export class Store {
   }
 
   private insertRouteRow(listenerAddr: string, route: RouteSpec): void {
+    let id: number;
     try {
-      this.stmts.insertRoute.run(toRouteParams(listenerAddr, route));
+      id = this.stmts.insertRoute.get(toRouteParams(listenerAddr, route))!.id;
     } catch (error) {
       if (sqliteCode(error) === "SQLITE_CONSTRAINT_UNIQUE") {
         throw new StoreError(
@@ -357,6 +421,14 @@ export class Store {
       }
       throw error;
     }
+    route.backends.forEach((backend, position) => {
+      this.stmts.insertBackend.run({
+        route_id: id,
+        position,
+        addr: backend.addr,
+        weight: backend.weight,
+      });
+    });
   }
 
   /**
