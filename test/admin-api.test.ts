@@ -200,6 +200,11 @@ describe("happy paths", () => {
 const VALID_ROUTE = {
   hostname: "new.example.com",
   backend: "127.0.0.1:9000",
+  // The generated encoder needs every field; on the wire these are what an old client sends.
+  backends: [],
+  balance: "",
+  healthCheck: "",
+  healthCheckPath: "",
   mode: "",
   tlsCert: "",
   tlsKey: "",
@@ -616,6 +621,7 @@ describe("reflection, with no generated code", () => {
         (definition[type] as { type: { field: { name: string }[] } }).type.field.map(
           (field) => field.name,
         );
+      // The 0.1.0 fields keep their names and numbers; new ones only come after them.
       expect(fieldNames("mc_proxy.v1.Route")).toEqual([
         "hostname",
         "backend",
@@ -624,6 +630,10 @@ describe("reflection, with no generated code", () => {
         "tls_key",
         "backend_tls",
         "send_proxy_protocol",
+        "backends",
+        "balance",
+        "health_check",
+        "health_check_path",
       ]);
       expect(fieldNames("mc_proxy.v1.ListRoutesRequest")).toEqual(["listener_addr"]);
       expect(fieldNames("mc_proxy.v1.ListenerStatus")).toEqual([

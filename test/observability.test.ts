@@ -526,6 +526,13 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
         for (const [reason, count] of Object.entries(route.ends)) {
           check("mc_proxy_route_connection_ends_total", { ...routeLabels, reason }, count);
         }
+        for (const backend of route.backends) {
+          const backendLabels = { ...routeLabels, backend: backend.addr };
+          check("mc_proxy_backend_up", backendLabels, backend.up ? 1 : 0);
+          check("mc_proxy_backend_connections_total", backendLabels, backend.connectionsTotal);
+          check("mc_proxy_backend_failures_total", backendLabels, backend.failuresTotal);
+          check("mc_proxy_backend_connections_active", backendLabels, backend.connectionsActive);
+        }
       }
     }
     for (const { rule, hits } of stats.firewallHits) {
@@ -564,7 +571,7 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
     const table = await mcproxyctl(["stats", "-c", config]);
     expect(table.stderr).toBe("");
     expect(table.code).toBe(0);
-    const [listeners, routes, rules] = table.stdout.trimEnd().split("\n\n");
+    const [listeners, routes, backends, rules] = table.stdout.trimEnd().split("\n\n");
     const rows = (block: string) => block.split("\n").map((line) => line.split(/\s+/));
     const a = stats.listeners[0]!;
     expect(rows(listeners!)).toEqual([
@@ -625,6 +632,25 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
       "-",
     ]);
     expect(rows(routes!).length).toBe(1 + 6);
+    expect(rows(backends!)[0]).toEqual([
+      "LISTENER",
+      "ROUTE",
+      "BACKEND",
+      "STATE",
+      "TOTAL",
+      "ACTIVE",
+      "FAILURES",
+    ]);
+    expect(rows(backends!).slice(1)).toContainEqual([
+      LISTENER,
+      "dead.test",
+      deadAddr,
+      "down",
+      "0",
+      "0",
+      "1",
+    ]);
+    expect(rows(backends!).length).toBe(1 + 6);
     expect(rows(rules!)).toEqual([
       ["RULE_TYPE", "RULE", "HITS"],
       ["cidr", "127.0.1.0/24", "1"],
@@ -651,6 +677,16 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
       bytes_up: a.routes[0]!.bytesUp,
       bytes_down: REPLY.length,
       ends: ends({ closed: 1 }),
+      backends: [
+        {
+          addr: `127.0.0.1:${reply.port}`,
+          weight: 1,
+          up: true,
+          connections_total: 1,
+          failures_total: 0,
+          connections_active: 0,
+        },
+      ],
     });
     expect(parsed.firewall_hits).toContainEqual({
       rule: { type: "ip", value: "127.0.0.2" },
@@ -911,9 +947,21 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
       },
       route: {
         matched: "exact",
+        backends: [
+          {
+            addr: `127.0.0.1:${backendApp.port}`,
+            weight: 1,
+            up: true,
+            connections_active: 0,
+          },
+        ],
         route: {
           hostname: "app.test",
           backend: `127.0.0.1:${backendApp.port}`,
+          backends: [{ addr: `127.0.0.1:${backendApp.port}`, weight: 1 }],
+          balance: "least_connections",
+          health_check: "none",
+          health_check_path: "",
           mode: "l4",
           tls_cert: "",
           tls_key: "",
