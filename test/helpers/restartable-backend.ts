@@ -2,6 +2,11 @@
 import type { Subprocess } from "bun";
 import type { CertPair } from "./certs.ts";
 
+interface TcpListener {
+  readonly port: number;
+  stop(closeActiveConnections?: boolean): void;
+}
+
 export interface RestartableBackend {
   readonly port: number;
   readonly addr: string;
@@ -35,7 +40,7 @@ export async function startRestartableBackend(pair: CertPair): Promise<Restartab
       open.delete(socket);
     },
   };
-  const listen = (port: number) =>
+  const listen = (port: number): TcpListener =>
     // reusePort is missing from @types/bun's listen options (BUN-FACTS).
     Bun.listen({
       hostname: "127.0.0.1",
@@ -43,8 +48,8 @@ export async function startRestartableBackend(pair: CertPair): Promise<Restartab
       reusePort: true,
       tls: { cert: Bun.file(pair.cert), key: Bun.file(pair.key) },
       socket: handler,
-    } as unknown as Parameters<typeof Bun.listen>[0]);
-  let listener: ReturnType<typeof Bun.listen> | null = listen(0);
+    } as unknown as Parameters<typeof Bun.listen>[0]) as unknown as TcpListener;
+  let listener: TcpListener | null = listen(0);
   const port = listener.port;
   const holder: Subprocess<"pipe", "pipe", "inherit"> = Bun.spawn(
     [
@@ -71,23 +76,24 @@ export async function startRestartableBackend(pair: CertPair): Promise<Restartab
     listener.stop(true);
     throw new Error(`could not hold port ${port} with a bound socket`);
   }
+  const stop = () => {
+    listener?.stop(true);
+    listener = null;
+    for (const socket of open) socket.terminate();
+    open.clear();
+  };
   return {
     port,
     addr: `127.0.0.1:${port}`,
     get accepted() {
       return accepted;
     },
-    stop() {
-      listener?.stop(true);
-      listener = null;
-      for (const socket of open) socket.terminate();
-      open.clear();
-    },
+    stop,
     start() {
       if (listener === null) listener = listen(port);
     },
     async close() {
-      this.stop();
+      stop();
       holder.stdin.end();
       const timer = setTimeout(() => holder.kill("SIGKILL"), 5_000);
       await holder.exited;
