@@ -353,6 +353,10 @@ test.each([
     "an empty mode (means l4, as in the admin API)",
     `[[listeners.routes]]\nhostname = "a.b.c"\nbackend = "b:1"\nmode = ""\n`,
   ],
+  [
+    "several backends with weights, a policy and a check",
+    `[[listeners.routes]]\nhostname = "a.b.c"\nbackends = ["b:1", { addr = "[::1]:2", weight = 3 }]\nbalance = "round_robin"\nhealth_check = "tls"\n`,
+  ],
 ])("accepted: %s", (_name, rest) => {
   const base = `[database]\npath = "/db"\n[[listeners]]\naddr = "127.0.0.1:${rest.includes(":0") ? 0 : 443}"\n`;
   expect(parseConfig(base + rest, SOURCE)).toBeDefined();
@@ -699,6 +703,51 @@ test.each([
     "backend_ca as a bool",
     `${LISTENER}[proxy]\nbackend_ca = true\n`,
     "proxy.backend_ca: expected a string, got true",
+  ],
+  [
+    "backend and backends both",
+    `${LISTENER}${route("a.example.com", "b:1", 'backends = ["c:1"]\n')}`,
+    'listeners[0].routes[0] (hostname "a.example.com"): backend and backends are both set; use one',
+  ],
+  [
+    "neither backend nor backends",
+    `${LISTENER}[[listeners.routes]]\nhostname = "a.example.com"\n`,
+    "listeners[0].routes[0].backend is required",
+  ],
+  [
+    "an empty backends",
+    `${LISTENER}[[listeners.routes]]\nhostname = "a.example.com"\nbackends = []\n`,
+    "listeners[0].routes[0].backends: at least one backend is required",
+  ],
+  [
+    "a bad backend in backends",
+    `${LISTENER}[[listeners.routes]]\nhostname = "a.example.com"\nbackends = ["a:1", "b:99999"]\n`,
+    'listeners[0].routes[0].backends[1] "b:99999": port out of range (1-65535)',
+  ],
+  [
+    "a weight of 0",
+    `${LISTENER}[[listeners.routes]]\nhostname = "a.example.com"\nbackends = [{ addr = "a:1", weight = 0 }]\n`,
+    "listeners[0].routes[0].backends[0].weight: expected an integer from 1 to 1000, got 0",
+  ],
+  [
+    "an unknown key in a backend table",
+    `${LISTENER}[[listeners.routes]]\nhostname = "a.example.com"\nbackends = [{ addr = "a:1", wieght = 2 }]\n`,
+    'listeners[0].routes[0].backends[0]: unknown key "wieght" (allowed: addr, weight)',
+  ],
+  [
+    "an unknown balance",
+    `${LISTENER}${route("a.example.com", "b:1", 'balance = "random"\n')}`,
+    'listeners[0].routes[0].balance "random": expected "round_robin" or "least_connections"',
+  ],
+  [
+    "an http check on an l4 route",
+    `${LISTENER}${route("a.example.com", "b:1", 'health_check = "http"\n')}`,
+    'listeners[0].routes[0].health_check "http" is for l7 routes (an l4 backend speaks TLS to the client; use "tls" or "tcp")',
+  ],
+  [
+    "a bad hold-down",
+    `${LISTENER}[proxy]\nbackend_hold_down = "0s"\n`,
+    'proxy.backend_hold_down "0s": must be greater than zero',
   ],
   [
     "a newline in a value stays escaped",
