@@ -1,7 +1,7 @@
 // Several backends per route with real TLS backends: balancing, failover, health checks, old clients.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, rmSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import * as tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
@@ -38,6 +38,12 @@ const deadAddrs: string[] = [];
 let hung: Server;
 const hungSockets = new Set<Socket>();
 let hungAddr: string;
+/**
+ * A port whose accept queue is full (python3, listen(0), never accepts): the kernel drops
+ * new SYNs, so a dial to it hangs until connect_timeout's share runs out.
+ */
+let blackhole: { addr: string; close(): Promise<void> };
+const queueFillers: Socket[] = [];
 /** l7 backends: plain HTTP; the "bad" one fails its health path until told otherwise. */
 let httpOk: ReturnType<typeof Bun.serve>;
 let httpBad: ReturnType<typeof Bun.serve>;
@@ -120,6 +126,50 @@ function stateLines(state: "down" | "up", route: string, backend: string, from =
   );
 }
 
+async function startBlackhole(): Promise<{ addr: string; close(): Promise<void> }> {
+  const proc = Bun.spawn(
+    [
+      "python3",
+      "-c",
+      [
+        "import socket, sys",
+        "s = socket.socket()",
+        's.bind(("127.0.0.1", 0))',
+        "s.listen(0)",
+        "print(s.getsockname()[1], flush=True)",
+        "sys.stdin.read()",
+      ].join("\n"),
+    ],
+    { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
+  );
+  const reader = proc.stdout.getReader();
+  const { value } = await reader.read();
+  const portText = new TextDecoder().decode(value ?? new Uint8Array()).trim();
+  if (!/^\d+$/.test(portText)) {
+    proc.kill();
+    throw new Error(`blackhole did not start: ${JSON.stringify(portText)}`);
+  }
+  const holePort = Number(portText);
+  // Fill the accept queue (backlog 0 holds one): this connection completes, later SYNs are dropped.
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(holePort, "127.0.0.1", () => resolve());
+    socket.once("error", reject);
+    queueFillers.push(socket);
+  });
+  const extra = connect(holePort, "127.0.0.1");
+  extra.on("error", () => {});
+  queueFillers.push(extra);
+  return {
+    addr: `127.0.0.1:${holePort}`,
+    async close() {
+      proc.stdin.end();
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 5_000);
+      await proc.exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
 beforeAll(async () => {
   dir = tempDir("mc-proxy-multi-backend-");
   ca = makeCa("multi-ca", dir);
@@ -136,6 +186,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
   hungAddr = `127.0.0.1:${(hung.address() as { port: number }).port}`;
+  blackhole = await startBlackhole();
 
   httpOk = Bun.serve({
     hostname: "127.0.0.1",
@@ -182,6 +233,10 @@ addr = "${LISTENER}"
   hostname = "dead.test"
   backends = ${JSON.stringify(deadAddrs)}
   [[listeners.routes]]
+  hostname = "slow.test"
+  backends = ["${blackhole.addr}", "${b0}"]
+  balance = "round_robin"
+  [[listeners.routes]]
   hostname = "checked.test"
   backends = ["${b0}", "${hungAddr}"]
   balance = "round_robin"
@@ -224,6 +279,8 @@ afterAll(async () => {
   await proxy?.stop();
   for (const backend of backends) await backend.close();
   for (const socket of hungSockets) socket.destroy();
+  for (const socket of queueFillers) socket.destroy();
+  await blackhole?.close();
   hung?.close();
   httpOk?.stop(true);
   httpBad?.stop(true);
@@ -342,6 +399,23 @@ describe("failover", () => {
     expect(await metric("mc_proxy_backend_up", labels)).toBe(1);
     expect(stateLines("down", "failover.test", b1.addr, from).length).toBe(1);
   }, 60_000);
+
+  test("a dial that times out goes to the next backend within connect_timeout", async () => {
+    const from = proxy.logs.length;
+    const started = performance.now();
+    expect(await reach("slow.test")).toBe("b0");
+    const tookMs = performance.now() - started;
+    // connect_timeout 3s shared by two backends: the first gets 1.5 s, then b0 answers.
+    expect(tookMs).toBeGreaterThanOrEqual(1400);
+    expect(tookMs).toBeLessThan(3000);
+    const down = stateLines("down", "slow.test", blackhole.addr, from);
+    expect(down.length).toBe(1);
+    expect(logField(down[0]!, "error")).toBe("timed out after 1500ms");
+    // Held down now: the next client goes straight to b0.
+    const next = performance.now();
+    expect(await reach("slow.test")).toBe("b0");
+    expect(performance.now() - next).toBeLessThan(1000);
+  });
 
   test("every backend down: the client gets a reset, and one warn line lists each backend tried", async () => {
     for (let round = 0; round < 2; round++) {
