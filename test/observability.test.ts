@@ -6,11 +6,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { AdminClient } from "../src/client/index.ts";
+import { END_REASONS, type EndReason } from "../src/domain/end-reason.ts";
+import type {
+  BackendSnapshot,
+  Explanation,
+  StatsSnapshot,
+  TrafficCounts,
+} from "../src/domain/reports.ts";
 import { METRICS } from "../src/metrics/prometheus.ts";
-import type { StatsSnapshot, TrafficCounts } from "../src/metrics/stats.ts";
-import { END_REASONS, type EndReason } from "../src/net/end-reason.ts";
-import type { BackendSnapshot } from "../src/route/backend-pool.ts";
-import type { Explanation } from "../src/server/explain.ts";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { type CertPair, makeCa, type TestCa } from "./helpers/certs.ts";
 import { freePort, tlsAttempt } from "./helpers/clients.ts";

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
+import { validateRoute } from "../config/route.ts";
 import { createMemoryLogger } from "../log/logger.ts";
 import { BackendPool, BackendState } from "./backend-pool.ts";
-import { validateRoute } from "./validate.ts";
 
 function pool(weights: number[], policy: "round_robin" | "least_connections"): BackendPool {
   const members = weights.map(

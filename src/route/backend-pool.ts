@@ -1,5 +1,6 @@
 // A route's backends: their health and counters, and the choice of one for a new connection.
-import type { BalancePolicy } from "../config/types.ts";
+import type { BackendSnapshot } from "../domain/reports.ts";
+import type { BalancePolicy } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
 
 /** Why a backend went down, for the log line and the hold-down. */
@@ -177,15 +178,7 @@ export class BackendPool {
   }
 }
 
-/** A copy of one backend's health and counters, for GetStats, /metrics, status and Explain. */
-export interface BackendSnapshot {
-  addr: string;
-  weight: number;
-  up: boolean;
-  connectionsTotal: number;
-  failuresTotal: number;
-  connectionsActive: number;
-}
+export type { BackendSnapshot };
 
 /** The pool's members in route order, copied. */
 export function snapshotBackends(pool: BackendPool): BackendSnapshot[] {

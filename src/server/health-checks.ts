@@ -2,14 +2,14 @@
 import { request as httpRequest } from "node:http";
 import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import type { ProxyTimeouts } from "../config/types.ts";
+import type { ProxyTimeouts } from "../domain/types.ts";
 import { describeError, dialBackend } from "../l7/backend-dialer.ts";
 import { backendTrust } from "../l7/backend-trust.ts";
 import type { Logger } from "../log/logger.ts";
 import { encodeProxyV2Local } from "../proxy-protocol/index.ts";
 import type { BackendState } from "../route/backend-pool.ts";
 import type { Route } from "../route/route-table.ts";
-import type { Runtime } from "./runtime.ts";
+import type { Runtime } from "../runtime/runtime.ts";
 
 /** What one check found: null when the backend answered, else the reason it did not. */
 type CheckOutcome = string | null;

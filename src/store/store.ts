@@ -1,16 +1,14 @@
 // The database behind routes and firewall rules (SPEC §3): open, seed from the TOML, read, change.
 import { Database } from "bun:sqlite";
 import { closeSync, fstatSync, openSync } from "node:fs";
-import type {
-  BackendSpec,
-  BalancePolicy,
-  Config,
-  FirewallRule,
-  HealthCheckKind,
-  RouteMode,
-  RouteSpec,
-} from "../config/types.ts";
-import { firewallRuleKey } from "../firewall/rule.ts";
+import { firewallRuleKey } from "../config/firewall-rule.ts";
+import {
+  ROUTE_COLUMN_KEYS,
+  type RouteRecord,
+  routeFromRecord,
+  routeToRecord,
+} from "../domain/route-fields.ts";
+import type { BackendSpec, Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { describeCause, describeCurrentUser, StoreError, sqliteCode } from "./errors.ts";
 import { migrate } from "./migrations.ts";
@@ -30,39 +28,16 @@ export interface ReconcileResult {
   addedListeners: string[];
 }
 
-interface RouteRow {
-  id: number;
-  hostname: string;
-  backend: string;
-  balance: string;
-  health_check: string;
-  health_check_path: string;
-  mode: string;
-  tls_cert: string;
-  tls_key: string;
-  backend_tls: number;
-  send_proxy_protocol: number;
-}
+/** A `routes` row: the columns are ROUTE_FIELDS' keys but `backends` (src/domain/route-fields.ts). */
+type RouteRow = Omit<RouteRecord<number>, "backends">;
 
 // A type alias, not an interface: bun:sqlite binds only index-signature-compatible objects.
-type RouteParams = {
-  listener_addr: string;
-  hostname: string;
-  backend: string;
-  balance: string;
-  health_check: string;
-  health_check_path: string;
-  mode: string;
-  tls_cert: string;
-  tls_key: string;
-  backend_tls: number;
-  send_proxy_protocol: number;
-};
+type RouteParams = RouteRow & { listener_addr: string };
+
+/** `hostname, backend, …` in ROUTE_FIELDS order; the backends list is in route_backends. */
+const ROUTE_COLUMNS = ROUTE_COLUMN_KEYS.join(", ");
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
-
-const ROUTE_COLUMNS =
-  "id, hostname, backend, balance, health_check, health_check_path, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol";
 
 interface BackendRow {
   route_id: number;
@@ -84,37 +59,22 @@ function backendsByRoute(rows: BackendRow[]): Map<number, BackendSpec[]> {
   return result;
 }
 
-function toRoute(row: RouteRow, backends: Map<number, BackendSpec[]>): RouteSpec {
+function toRoute(row: RouteRow & { id: number }, backends: Map<number, BackendSpec[]>): RouteSpec {
   // A route without route_backends rows (a hand-made row) still has its one backend.
   const list = backends.get(row.id) ?? [{ addr: row.backend, weight: 1 }];
-  return {
-    hostname: row.hostname,
-    backend: list[0]!.addr,
-    backends: list,
-    balance: row.balance as BalancePolicy,
-    healthCheck: row.health_check as HealthCheckKind,
-    healthCheckPath: row.health_check_path,
-    mode: row.mode as RouteMode,
-    tlsCert: row.tls_cert,
-    tlsKey: row.tls_key,
-    backendTls: row.backend_tls === 1,
-    sendProxyProtocol: row.send_proxy_protocol === 1,
-  };
+  const { id: _id, ...columns } = row;
+  const route = routeFromRecord({ ...columns, backends: list }, (flag) => flag === 1);
+  route.backend = list[0]!.addr;
+  return route;
 }
 
 function toRouteParams(listenerAddr: string, route: RouteSpec): RouteParams {
+  const { backends: _backends, ...columns } = routeToRecord(route, (flag) => (flag ? 1 : 0));
+  // The routes.backend column keeps the first backend (what 0.1.0 reads after a rollback).
   return {
     listener_addr: listenerAddr,
-    hostname: route.hostname,
+    ...columns,
     backend: route.backends[0]?.addr ?? route.backend,
-    balance: route.balance,
-    health_check: route.healthCheck,
-    health_check_path: route.healthCheckPath,
-    mode: route.mode,
-    tls_cert: route.tlsCert,
-    tls_key: route.tlsKey,
-    backend_tls: route.backendTls ? 1 : 0,
-    send_proxy_protocol: route.sendProxyProtocol ? 1 : 0,
   };
 }
 
@@ -177,11 +137,11 @@ export class Store {
       insertListener: db.prepare<never, { addr: string }>(
         "INSERT INTO listeners (addr) VALUES ($addr)",
       ),
-      routes: db.prepare<RouteRow, { listener_addr: string }>(
-        `SELECT ${ROUTE_COLUMNS} FROM routes WHERE listener_addr = $listener_addr ORDER BY hostname`,
+      routes: db.prepare<RouteRow & { id: number }, { listener_addr: string }>(
+        `SELECT id, ${ROUTE_COLUMNS} FROM routes WHERE listener_addr = $listener_addr ORDER BY hostname`,
       ),
-      allRoutes: db.prepare<RouteRow & { listener_addr: string }, []>(
-        `SELECT listener_addr, ${ROUTE_COLUMNS} FROM routes ORDER BY listener_addr, hostname`,
+      allRoutes: db.prepare<RouteRow & { id: number; listener_addr: string }, []>(
+        `SELECT listener_addr, id, ${ROUTE_COLUMNS} FROM routes ORDER BY listener_addr, hostname`,
       ),
       backends: db.prepare<BackendRow, { listener_addr: string }>(
         `SELECT b.route_id, b.addr, b.weight FROM route_backends b JOIN routes r ON r.id = b.route_id
@@ -191,8 +151,8 @@ export class Store {
         "SELECT route_id, addr, weight FROM route_backends ORDER BY route_id, position",
       ),
       insertRoute: db.prepare<{ id: number }, RouteParams>(
-        `INSERT INTO routes (listener_addr, hostname, backend, balance, health_check, health_check_path, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol)
-         VALUES ($listener_addr, $hostname, $backend, $balance, $health_check, $health_check_path, $mode, $tls_cert, $tls_key, $backend_tls, $send_proxy_protocol)
+        `INSERT INTO routes (listener_addr, ${ROUTE_COLUMNS})
+         VALUES ($listener_addr, ${ROUTE_COLUMN_KEYS.map((key) => `$${key}`).join(", ")})
          RETURNING id`,
       ),
       insertBackend: db.prepare<

@@ -1,5 +1,6 @@
 // Route validation and normalisation, shared by the config loader and the admin API.
-import { parseHostPort } from "../config/address.ts";
+
+import type { RouteInput } from "../domain/reports.ts";
 import {
   BALANCE_POLICIES,
   type BackendSpec,
@@ -8,7 +9,8 @@ import {
   type HealthCheckKind,
   type RouteMode,
   type RouteSpec,
-} from "../config/types.ts";
+} from "../domain/types.ts";
+import { parseHostPort } from "../ip/host-port.ts";
 
 /** Backends per route: a connection remembers the ones it tried in one 32-bit mask. */
 export const MAX_BACKENDS = 32;
@@ -34,30 +36,6 @@ export function normalizeHostname(text: string): string | null {
   if (wildcard && rest.length < 2) return null;
   for (const label of rest) if (!LABEL.test(label)) return null;
   return name;
-}
-
-/** One backend as given by a user; weight 0 or absent is 1 (proto3 sends 0 for "not set"). */
-export interface BackendInput {
-  addr: string;
-  weight?: number;
-}
-
-/** The fields of a route as given by a user (TOML or API), before validation. */
-export interface RouteInput {
-  hostname: string;
-  /** One backend (as before several existed); may also be given with `backends`, as its first. */
-  backend: string;
-  backends?: BackendInput[];
-  /** "" or absent: least_connections. */
-  balance?: string;
-  /** "" or absent: none. */
-  healthCheck?: string;
-  healthCheckPath?: string;
-  mode?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  backendTls?: boolean;
-  sendProxyProtocol?: boolean;
 }
 
 /**

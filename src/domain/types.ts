@@ -3,6 +3,16 @@
 /** How a route forwards a connection: raw TLS passthrough, or terminate and reverse-proxy HTTP. */
 export type RouteMode = "l4" | "l7";
 
+/**
+ * A parsed `host:port` (a listener's bind address, a backend, the admin and metrics
+ * addresses), from `parseHostPort` (`src/ip/host-port.ts`).
+ */
+export interface HostPort {
+  /** "" for every interface (`:443`); IPv6 without brackets. */
+  host: string;
+  port: number;
+}
+
 /** How a route with several backends picks one for a new connection. */
 export type BalancePolicy = "round_robin" | "least_connections";
 
@@ -62,7 +72,9 @@ export interface ListenerSpec {
   routes: RouteSpec[];
 }
 
-export type FirewallRuleType = "ip" | "cidr" | "country";
+import type { FirewallRuleType } from "./firewall-rule-types.ts";
+
+export type { FirewallRuleType };
 
 /** A firewall rule in canonical text form: ip "203.0.113.50", cidr "198.51.100.0/24", country "RU". */
 export interface FirewallRule {
