@@ -7,6 +7,7 @@ import {
   type BalancePolicy,
   HEALTH_CHECK_KINDS,
   type HealthCheckKind,
+  ParsedBackend,
   type RouteMode,
   type RouteSpec,
 } from "../domain/types.ts";
@@ -104,7 +105,7 @@ function validateBackends(input: RouteInput): { list: BackendSpec[] } | { error:
     const parsed = parseHostPort(input.backend, { allowEmptyHost: false, allowPortZero: false });
     if ("error" in parsed)
       return { error: `backend ${JSON.stringify(input.backend)}: ${parsed.error}` };
-    return { list: [{ addr: input.backend, weight: 1 }] };
+    return { list: [new ParsedBackend(input.backend, 1, parsed.value)] };
   }
   if (input.backend !== "" && input.backend !== given[0]!.addr) {
     return {
@@ -131,7 +132,7 @@ function validateBackends(input: RouteInput): { list: BackendSpec[] } | { error:
         error: `backends[${index}].weight ${backend.weight}: expected an integer from 1 to ${MAX_BACKEND_WEIGHT}`,
       };
     }
-    list.push({ addr: backend.addr, weight });
+    list.push(new ParsedBackend(backend.addr, weight, parsed.value));
   }
   return { list };
 }

@@ -35,6 +35,28 @@ export interface BackendSpec {
   weight: number;
 }
 
+/**
+ * A BackendSpec whose addr was parsed when it was validated or read from the store: the route
+ * table and the dial path use `target` and never parse the text again. The parsed value is a
+ * private field behind a getter, so the object still compares equal to a plain
+ * `{addr, weight}` (toEqual looks at own enumerable fields).
+ */
+export class ParsedBackend implements BackendSpec {
+  readonly #target: HostPort;
+
+  constructor(
+    readonly addr: string,
+    readonly weight: number,
+    target: HostPort,
+  ) {
+    this.#target = target;
+  }
+
+  get target(): HostPort {
+    return this.#target;
+  }
+}
+
 /** One hostname → backend(s) mapping on a listener (SPEC §2, §8 `Route`). */
 export interface RouteSpec {
   /** Lower-case, no trailing dot; either an exact name or `*.parent` (one label). */

@@ -1,6 +1,6 @@
 // A listener's hostname → route map: exact names first, then `*.parent` (one label), immutable.
 import type { SecureContext } from "node:tls";
-import type { RouteSpec } from "../domain/types.ts";
+import { type BackendSpec, type HostPort, ParsedBackend, type RouteSpec } from "../domain/types.ts";
 import { parseHostPort } from "../ip/host-port.ts";
 import { BackendPool, BackendState } from "./backend-pool.ts";
 
@@ -49,13 +49,8 @@ export class RouteTable {
     this.routes = routes;
     for (const spec of routes) {
       const members = spec.backends.map((backend) => {
-        const parsed = parseHostPort(backend.addr, {
-          allowEmptyHost: false,
-          allowPortZero: false,
-        });
-        if ("error" in parsed)
-          throw new Error(`route ${spec.hostname} backend ${backend.addr}: ${parsed.error}`);
-        return backendState(spec.hostname, backend.addr, parsed.value.host, parsed.value.port);
+        const target = backendTarget(spec.hostname, backend);
+        return backendState(spec.hostname, backend.addr, target.host, target.port);
       });
       const weights = spec.backends.map((backend) => backend.weight);
       const route: Route = {
@@ -112,4 +107,16 @@ export type BackendStateSource = (
 
 function freshBackendState(hostname: string, addr: string, host: string, port: number) {
   return new BackendState("", hostname, addr, host, port);
+}
+
+/**
+ * The parsed addr of a backend: from validation or the store (ParsedBackend), else parsed
+ * here (a spec built by hand); an unparsable one throws, naming route and backend.
+ */
+function backendTarget(hostname: string, backend: BackendSpec): HostPort {
+  if (backend instanceof ParsedBackend) return backend.target;
+  const parsed = parseHostPort(backend.addr, { allowEmptyHost: false, allowPortZero: false });
+  if ("error" in parsed)
+    throw new Error(`route ${hostname} backend ${backend.addr}: ${parsed.error}`);
+  return parsed.value;
 }

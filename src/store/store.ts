@@ -8,7 +8,14 @@ import {
   routeFromRecord,
   routeToRecord,
 } from "../domain/route-fields.ts";
-import type { BackendSpec, Config, FirewallRule, RouteSpec } from "../domain/types.ts";
+import {
+  type BackendSpec,
+  type Config,
+  type FirewallRule,
+  ParsedBackend,
+  type RouteSpec,
+} from "../domain/types.ts";
+import { parseHostPort } from "../ip/host-port.ts";
 import type { Logger } from "../log/logger.ts";
 import { describeCause, describeCurrentUser, StoreError, sqliteCode } from "./errors.ts";
 import { migrate } from "./migrations.ts";
@@ -54,16 +61,26 @@ function backendsByRoute(rows: BackendRow[]): Map<number, BackendSpec[]> {
       list = [];
       result.set(row.route_id, list);
     }
-    list.push({ addr: row.addr, weight: row.weight });
+    // Parsed once here, at load: the route table dials the parsed value. A row that does not
+    // parse (edited by hand) stays text, and building the route table names it.
+    const parsed = parseHostPort(row.addr, { allowEmptyHost: false, allowPortZero: false });
+    list.push(
+      "error" in parsed
+        ? { addr: row.addr, weight: row.weight }
+        : new ParsedBackend(row.addr, row.weight, parsed.value),
+    );
   }
   return result;
 }
 
 function toRoute(row: RouteRow & { id: number }, backends: Map<number, BackendSpec[]>): RouteSpec {
   // A route without route_backends rows (a hand-made row) still has its one backend.
-  const list = backends.get(row.id) ?? [{ addr: row.backend, weight: 1 }];
+  const list =
+    backends.get(row.id) ??
+    backendsByRoute([{ route_id: 0, addr: row.backend, weight: 1 }]).get(0)!;
   const { id: _id, ...columns } = row;
-  const route = routeFromRecord({ ...columns, backends: list }, (flag) => flag === 1);
+  const route = routeFromRecord({ ...columns, backends: [] }, (flag) => flag === 1);
+  route.backends = list;
   route.backend = list[0]!.addr;
   return route;
 }
