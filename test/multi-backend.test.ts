@@ -242,6 +242,17 @@ addr = "${LISTENER}"
   balance = "round_robin"
   health_check = "tls"
   [[listeners.routes]]
+  hostname = "tcpcheck.test"
+  backends = ["${b0}", "${deadAddrs[0]}"]
+  health_check = "tcp"
+  [[listeners.routes]]
+  hostname = "web2.test"
+  mode = "l7"
+  tls_cert = "${webCert.cert}"
+  tls_key = "${webCert.key}"
+  backends = ["${deadAddrs[1]}", "127.0.0.1:${httpOk.port}"]
+  balance = "round_robin"
+  [[listeners.routes]]
   hostname = "web.test"
   mode = "l7"
   tls_cert = "${webCert.cert}"
@@ -454,6 +465,36 @@ describe("health checks", () => {
     expect(seen).toEqual(["b0", "b0", "b0", "b0", "b0", "b0"]);
     expect(stateLines("down", "checked.test", addrOf("b0")).length).toBe(0);
     expect(stateLines("down", "checked.test", hungAddr).length).toBe(1);
+  });
+
+  test("tcp check: a port nobody listens on is marked down, the other backend stays up", async () => {
+    const line = await proxy.waitForLog(
+      new RegExp(`msg="backend down" .*route=tcpcheck\\.test backend=${escaped(deadAddrs[0]!)} `),
+    );
+    expect(logField(line, "cause")).toBe("health_check");
+    expect(logField(line, "error")).toContain("ECONNREFUSED");
+    expect(await reach("tcpcheck.test")).toBe("b0");
+    expect(stateLines("down", "tcpcheck.test", addrOf("b0")).length).toBe(0);
+  });
+
+  test("l7 without checks: a failed dial answers that request 502, the session's next request goes to the other backend", async () => {
+    const from = proxy.logs.length;
+    const result = await curl([
+      "-k",
+      "--resolve",
+      `web2.test:${port}:127.0.0.1`,
+      `https://web2.test:${port}/one`,
+      `https://web2.test:${port}/two`,
+    ]);
+    // Round robin's first turn is the dead backend: 502 for /one, then /two on the same
+    // connection (one session) goes to the backend that answers.
+    expect(result.stdout).toBe("502 Bad Gateway\nfrom-ok");
+    expect(stateLines("down", "web2.test", deadAddrs[1]!, from).length).toBe(1);
+    const access = await eventually(
+      async () => linesSince(from, /msg="connection"/, / route=web2\.test /),
+      (lines) => lines.length === 1,
+    );
+    expect(logField(access[0]!, "backend")).toBe(`127.0.0.1:${httpOk.port}`);
   });
 
   test("l7 http check on a path: the backend failing it is skipped, and back once it passes", async () => {
