@@ -7,7 +7,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfig } from "../src/config/parse-config.ts";
 import { validateRoute } from "../src/config/route.ts";
-import { ParsedAddress, ParsedListener, ParsedRoute } from "../src/domain/types.ts";
+import { ParsedAddress, ParsedBackend, ParsedListener } from "../src/domain/types.ts";
 import { parseCidr, parseIp } from "../src/ip/ip.ts";
 import { createMemoryLogger } from "../src/log/logger.ts";
 import { startMetricsServer } from "../src/metrics/server.ts";
@@ -59,7 +59,7 @@ describe("the config loader keeps what it parsed", () => {
     expect(listener.trustedFrom).toEqual([cidr("10.0.0.0/8"), cidr("2001:db8::1/128")]);
     // The text stays as configured (canonical for the networks): what the Config shows.
     expect(listener.proxyProtocolFrom).toEqual(["10.0.0.0/8", "2001:db8::1/128"]);
-    expect(ParsedRoute.from(listener.routes[0]!).backendAddress).toEqual({
+    expect(ParsedBackend.from(listener.routes[0]!.backends[0]!).target).toEqual({
       host: "backend.internal",
       port: 443,
     });
@@ -75,8 +75,9 @@ describe("the config loader keeps what it parsed", () => {
     expect(() => ParsedAddress.from({ addr: ":0" })).toThrow(
       'address ":0": not built by the config loader',
     );
-    const copy = { ...route("a.test", "127.0.0.1:1") };
-    expect(() => new RouteTable([copy])).toThrow("route a.test: not built by validateRoute");
+    const validated = route("a.test", "127.0.0.1:1");
+    const copy = { ...validated, backends: validated.backends.map((backend) => ({ ...backend })) };
+    expect(() => new RouteTable([copy])).toThrow("backend 127.0.0.1:1: not built by validateRoute");
   });
 });
 
@@ -95,10 +96,13 @@ describe("the runtime and the sockets use the twin, not the text", () => {
 
   test("the route table dials the parsed backend", () => {
     const validated = route("a.test", "10.0.0.1:443");
-    const skewed = new ParsedRoute(validated, { host: "127.0.0.1", port: 9 });
-    const found = new RouteTable([skewed]).lookup("a.test");
-    expect(found?.route.backendHost).toBe("127.0.0.1");
-    expect(found?.route.backendPort).toBe(9);
+    const skewed = {
+      ...validated,
+      backends: [new ParsedBackend("10.0.0.1:443", 1, { host: "127.0.0.1", port: 9 })],
+    };
+    const member = new RouteTable([skewed]).lookup("a.test")?.route.pool.members[0];
+    expect(member?.host).toBe("127.0.0.1");
+    expect(member?.port).toBe(9);
   });
 
   test("a route read back from the store is decoded there, once", () => {
@@ -109,7 +113,10 @@ describe("the runtime and the sockets use the twin, not the text", () => {
     cleanups.unshift(() => store.close());
     store.reconcileWithConfig(parsed);
     const [stored] = store.routes("127.0.0.1:0");
-    expect(ParsedRoute.from(stored!).backendAddress).toEqual({ host: "2001:db8::5", port: 8443 });
+    expect(ParsedBackend.from(stored!.backends[0]!).target).toEqual({
+      host: "2001:db8::5",
+      port: 8443,
+    });
   });
 
   test("the listener and /metrics bind the parsed address", () => {

@@ -214,6 +214,9 @@ function readProxy(root: TableFields, resolvePath: PathResolver): ProxyTimeouts 
     helloTimeoutMs: readDuration(fields, "hello_timeout"),
     idleTimeoutMs: readDuration(fields, "idle_timeout"),
     shutdownTimeoutMs: readDuration(fields, "shutdown_timeout"),
+    healthCheckIntervalMs: readDuration(fields, "health_check_interval"),
+    healthCheckTimeoutMs: readDuration(fields, "health_check_timeout"),
+    backendHoldDownMs: readDuration(fields, "backend_hold_down"),
     backendCa: resolvePath(fields.string("backend_ca", DEFAULTS.proxy.backend_ca)),
   };
 }

@@ -27,12 +27,68 @@ export interface Cidr {
   prefixLength: number;
 }
 
-/** One hostname → backend mapping on a listener (SPEC §2, §8 `Route`). */
+/** How a route with several backends picks one for a new connection. */
+export type BalancePolicy = "round_robin" | "least_connections";
+
+/** The balance policies, in the order messages list them. */
+export const BALANCE_POLICIES: readonly BalancePolicy[] = ["round_robin", "least_connections"];
+
+/**
+ * Active health checking of a route's backends: none; a TCP connect; a TLS handshake (an
+ * application that hangs while the kernel accepts is caught); an HTTP GET of a path (l7).
+ */
+export type HealthCheckKind = "none" | "tcp" | "tls" | "http";
+
+export const HEALTH_CHECK_KINDS: readonly HealthCheckKind[] = ["none", "tcp", "tls", "http"];
+
+/** One backend of a route: `host:port` and its share of new connections. */
+export interface BackendSpec {
+  /** `host:port`, IPv6 hosts in brackets (`[::1]:443`). */
+  addr: string;
+  /** 1–1000; a backend of weight 2 gets twice the connections of one of weight 1. */
+  weight: number;
+}
+
+/**
+ * A BackendSpec whose addr was parsed when it was validated or read from the store: the route
+ * table and the dial path use `target` and never parse the text again. The parsed value is a
+ * private field behind a getter, so the object still compares equal to a plain
+ * `{addr, weight}` (toEqual looks at own enumerable fields).
+ */
+export class ParsedBackend implements BackendSpec {
+  readonly #target: HostPort;
+
+  constructor(
+    readonly addr: string,
+    readonly weight: number,
+    target: HostPort,
+  ) {
+    this.#target = target;
+  }
+
+  /** The backend as validation or the store built it; throws for one they did not build. */
+  static from(backend: BackendSpec): ParsedBackend {
+    if (#target in backend) return backend;
+    throw new TypeError(`backend ${backend.addr}: not built by validateRoute or the store`);
+  }
+
+  get target(): HostPort {
+    return this.#target;
+  }
+}
+
+/** One hostname → backend(s) mapping on a listener (SPEC §2, §8 `Route`). */
 export interface RouteSpec {
   /** Lower-case, no trailing dot; either an exact name or `*.parent` (one label). */
   hostname: string;
-  /** `host:port`, IPv6 hosts in brackets (`[::1]:443`). */
+  /** The first backend's addr (`backends[0].addr`): what a single-backend route names. */
   backend: string;
+  /** At least one, at most MAX_BACKENDS, addrs distinct; `[{addr: backend, weight: 1}]` for one. */
+  backends: BackendSpec[];
+  balance: BalancePolicy;
+  healthCheck: HealthCheckKind;
+  /** health_check = "http" only: the path requested ("" otherwise). */
+  healthCheckPath: string;
   mode: RouteMode;
   /** l7 only: PEM certificate chain path ("" for l4). */
   tlsCert: string;
@@ -67,44 +123,6 @@ export interface ListenerSpec {
 // where it is passed around.
 // The layer that needs the parsed value asks for it with `Parsed….from(value)`, which throws
 // for an object validation did not build: a missing twin is a bug, never a reason to parse.
-
-/**
- * A validated route: RouteSpec's text plus its parsed backend. Built by `validateRoute`
- * (`src/config/route.ts`: config and admin API) and by the store when it reads a row back.
- */
-export class ParsedRoute implements RouteSpec {
-  readonly hostname: string;
-  readonly backend: string;
-  readonly mode: RouteMode;
-  readonly tlsCert: string;
-  readonly tlsKey: string;
-  readonly backendTls: boolean;
-  readonly sendProxyProtocol: boolean;
-  readonly #backendAddress: HostPort;
-
-  /** `backendAddress` must be `backend` parsed (`parseBackend`, `src/config/route.ts`). */
-  constructor(spec: RouteSpec, backendAddress: HostPort) {
-    this.hostname = spec.hostname;
-    this.backend = spec.backend;
-    this.mode = spec.mode;
-    this.tlsCert = spec.tlsCert;
-    this.tlsKey = spec.tlsKey;
-    this.backendTls = spec.backendTls;
-    this.sendProxyProtocol = spec.sendProxyProtocol;
-    this.#backendAddress = backendAddress;
-  }
-
-  /** The route as validation or the store built it; throws for a spec they did not build. */
-  static from(spec: RouteSpec): ParsedRoute {
-    if (#backendAddress in spec) return spec;
-    throw new TypeError(`route ${spec.hostname}: not built by validateRoute or the store`);
-  }
-
-  /** `backend` parsed: what the dial path connects to. */
-  get backendAddress(): HostPort {
-    return this.#backendAddress;
-  }
-}
 
 /**
  * A validated listener: ListenerSpec's text plus its parsed bind address and trusted
@@ -213,6 +231,12 @@ export interface ProxyTimeouts {
   helloTimeoutMs: number;
   idleTimeoutMs: number;
   shutdownTimeoutMs: number;
+  /** How often each health-checked backend is checked. */
+  healthCheckIntervalMs: number;
+  /** How long one check may take before it counts as failed. */
+  healthCheckTimeoutMs: number;
+  /** How long a backend whose dial failed is skipped while other backends are up. */
+  backendHoldDownMs: number;
   /** "" = system store only. */
   backendCa: string;
 }

@@ -32,6 +32,10 @@ function l7(hostname: string, pair: CertPair): RouteSpec {
   const result = validateRoute({
     hostname,
     backend: "127.0.0.1:1",
+    backends: [{ addr: "127.0.0.1:1", weight: 1 }],
+    balance: "least_connections",
+    healthCheck: "none",
+    healthCheckPath: "",
     mode: "l7",
     tlsCert: pair.cert,
     tlsKey: pair.key,

@@ -1,6 +1,7 @@
 // Per-listener runtime state shared by its connections: route table, trust list, admission, counters.
-import type { Cidr, IpAddress, ParsedListener } from "../domain/types.ts";
+import type { Cidr, IpAddress, ParsedListener, RouteSpec } from "../domain/types.ts";
 import { cidrContains } from "../ip/ip.ts";
+import { BackendState } from "../route/backend-pool.ts";
 import { RouteTable, type SecureContextSource } from "../route/route-table.ts";
 import { TrafficStats } from "./traffic-stats.ts";
 
@@ -28,6 +29,8 @@ export class ListenerState {
   readonly perIp = new Map<string, number>();
   /** Per route hostname; kept across route-table swaps. */
   private readonly routeStats = new Map<string, TrafficStats>();
+  /** Per route hostname and backend addr (`hostname addr`); kept across route-table swaps. */
+  private readonly backends = new Map<string, BackendState>();
   /** proxy_protocol_from, as the config loader parsed it. */
   private readonly trusted: readonly Cidr[];
 
@@ -35,8 +38,21 @@ export class ListenerState {
     readonly spec: ParsedListener,
     secureContexts?: SecureContextSource,
   ) {
-    this.routes = new RouteTable(spec.routes, secureContexts);
+    this.routes = this.buildRoutes(spec.routes, secureContexts);
     this.trusted = spec.trustedFrom;
+  }
+
+  /** A route table whose backends share this listener's health state and counters. */
+  buildRoutes(routes: readonly RouteSpec[], secureContexts?: SecureContextSource): RouteTable {
+    return new RouteTable(routes, secureContexts, (hostname, addr, host, port) => {
+      const key = `${hostname} ${addr}`;
+      let state = this.backends.get(key);
+      if (state === undefined) {
+        state = new BackendState(this.spec.addr, hostname, addr, host, port);
+        this.backends.set(key, state);
+      }
+      return state;
+    });
   }
 
   /**

@@ -11,6 +11,7 @@ import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
 import { Runtime } from "../runtime/runtime.ts";
 import { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
+import { startHealthChecks } from "./health-checks.ts";
 
 export interface RunningServer {
   runtime: Runtime;
@@ -93,6 +94,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         config.proxy.idleTimeoutMs,
       ]),
     );
+    const stopHealthChecks = startHealthChecks(runtime, config.proxy, logger);
     logger.info("mc-proxy started", { version: VERSION, listeners: running.length });
 
     let stopping: Promise<void> | null = null;
@@ -105,6 +107,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         stopAdmin,
         stopMetrics,
         stopSweep,
+        stopHealthChecks,
         store,
         logger,
       });
@@ -129,6 +132,7 @@ async function drainAndStop(options: {
   stopAdmin: (() => Promise<void>) | null;
   stopMetrics: (() => void) | null;
   stopSweep: () => void;
+  stopHealthChecks: () => void;
   store: Store;
   logger: Logger;
 }): Promise<void> {
@@ -137,6 +141,7 @@ async function drainAndStop(options: {
   const timeoutMs = options.config.proxy.shutdownTimeoutMs;
   // Stop first, log second: whoever reads the line may rely on new connections being refused.
   for (const listener of options.running) listener.stopAccepting();
+  options.stopHealthChecks();
   logger.info(`received ${options.reason}, shutting down`, {
     active: env.open.size,
     shutdown_timeout_ms: timeoutMs,
