@@ -172,7 +172,15 @@ describe.skipIf(process.env.MC_PROXY_BIN !== undefined)("systemd units on a syst
     await startBackend("backend-app", 28443);
     await startBackend("backend-git", 28444);
 
-    await shOk("systemctl enable --now mc-proxy.service mc-proxy-backup.timer");
+    const enable = await sh("systemctl enable --now mc-proxy.service mc-proxy-backup.timer");
+    expect(enable.exitCode).toBe(0);
+    expect(enable.stderr).toBe(
+      [
+        "Created symlink /etc/systemd/system/multi-user.target.wants/mc-proxy.service → /etc/systemd/system/mc-proxy.service.",
+        "Created symlink /etc/systemd/system/timers.target.wants/mc-proxy-backup.timer → /etc/systemd/system/mc-proxy-backup.timer.",
+        "",
+      ].join("\n"),
+    );
     const log = await started(1);
     const messages = log
       .split("\n")
