@@ -88,11 +88,18 @@ export function dialBackend(target: BackendTarget): Socket | TLSSocket {
  * never shared with another client, and all of them close when the session ends.
  */
 export class SessionAgent extends Agent {
-  constructor(private readonly target: BackendTarget) {
-    super({ keepAlive: true });
+  constructor(
+    private readonly target: BackendTarget,
+    maxSockets: number,
+    private readonly onSocket: (socket: Duplex) => void,
+  ) {
+    // maxSockets: requests beyond it wait in the agent for a free connection.
+    super({ keepAlive: true, maxSockets });
   }
 
   override createConnection(_options: ClientRequestArgs): Duplex {
-    return dialBackend(this.target);
+    const socket = dialBackend(this.target);
+    this.onSocket(socket);
+    return socket;
   }
 }

@@ -24,6 +24,12 @@ export interface ClientFlow {
  * the source is paused and the client socket is no longer read; both resume on its drain.
  */
 export function pumpToBackend(source: Readable, sink: Writable, flow: ClientFlow): void {
+  if (source.readableEnded) {
+    // Ended before the pump was attached (an h2 stream that waited for a backend slot):
+    // 'end' has been emitted already and will not come again.
+    sink.end();
+    return;
+  }
   let release: (() => void) | null = null;
   const resume = () => {
     release?.();

@@ -36,8 +36,22 @@ export interface L7Handoff {
   viaProxyProtocol: boolean;
   timeouts: ProxyTimeouts;
   logger: Logger;
+  /**
+   * The descriptor budget (src/net/descriptor-cap.ts) for backend sockets beyond the first,
+   * which the connection counted at the hand-off: every further one is held while it is open.
+   */
+  backendDescriptors: BackendDescriptors;
   /** Called once when the session is over; the connection then counts and logs it. */
   finish(reason: EndReason, bytesUp: number, bytesDown: number): void;
+}
+
+export interface BackendDescriptors {
+  /** True while the process is under its descriptor budget. */
+  available(): boolean;
+  /** Counts one more backend socket of this connection. */
+  hold(): void;
+  /** Gives back one counted by hold(). */
+  release(): void;
 }
 
 /** Socket events forwarded by src/net to the session that owns the client. */

@@ -108,6 +108,27 @@ export function proxyHttp2Stream(
     respondPlain(stream, 405, "CONNECT is not supported\n");
     return;
   }
+  // At most MAX_BACKEND_CONNECTIONS_PER_CLIENT streams talk to the backend at once; the
+  // others wait here (backend-slots.ts).
+  context.backendSlots.acquire(() => {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      context.backendSlots.release();
+    };
+    if (stream.destroyed) release();
+    else forwardHttp2Stream(context, stream, requestHeaders, method, release);
+  });
+}
+
+function forwardHttp2Stream(
+  context: ProxyContext,
+  stream: ServerHttp2Stream,
+  requestHeaders: Record<string, string | string[] | undefined>,
+  method: string,
+  release: () => void,
+): void {
   const authority = requestHeaders[":authority"] ?? requestHeaders.host;
   const headers = backendRequestHeaders(http2HeaderPairs(requestHeaders), {
     clientAddress: context.clientAddress,
@@ -124,7 +145,9 @@ export function proxyHttp2Stream(
     responded = true;
     backendRes.once("end", () => {
       complete = true;
+      release();
     });
+    backendRes.once("close", release);
     if (stream.destroyed) {
       backendRes.destroy();
       return;
@@ -137,6 +160,7 @@ export function proxyHttp2Stream(
     backendRes.on("error", () => stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR));
   });
   backendReq.on("error", (error) => {
+    release();
     if (clientGone) return;
     if (responded) {
       context.backendFailed(error);
@@ -151,6 +175,7 @@ export function proxyHttp2Stream(
     if (complete) return;
     clientGone = true;
     backendReq.destroy();
+    release();
   });
   // RST_STREAM surfaces as 'error' too; unhandled, it would throw and end the process.
   stream.on("error", () => {});

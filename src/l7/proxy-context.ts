@@ -3,6 +3,7 @@ import type { Agent } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Route } from "../route/route-table.ts";
+import type { BackendSlots } from "./backend-slots.ts";
 import type { ClientFlow } from "./body-pump.ts";
 
 export interface ProxyContext {
@@ -12,6 +13,8 @@ export interface ProxyContext {
   viaProxyProtocol: boolean;
   /** Backpressure on the client's socket, for the body pumps. */
   flow: ClientFlow;
+  /** Gate for concurrent backend requests (h2 streams) and their descriptors. */
+  backendSlots: BackendSlots;
   /** Keep-alive backend connections of this session (HTTP requests). */
   agent: Agent;
   /** A fresh backend connection of this session (WebSocket tunnels); closed with the session. */

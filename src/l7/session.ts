@@ -6,6 +6,7 @@ import type { EndReason } from "../net/end-reason.ts";
 import { encodeProxyV2 } from "../proxy-protocol/index.ts";
 import type { Route } from "../route/route-table.ts";
 import { type BackendTarget, describeError, dialBackend, SessionAgent } from "./backend-dialer.ts";
+import { BackendSlots, MAX_BACKEND_CONNECTIONS_PER_CLIENT } from "./backend-slots.ts";
 import { backendTrust } from "./backend-trust.ts";
 import { ClientStream } from "./client-stream.ts";
 import type { L7Handoff, L7Session } from "./handoff.ts";
@@ -15,6 +16,13 @@ import type { ProxyContext } from "./proxy-context.ts";
 
 /** ALPN (RFC 7301) offers, in our order of preference. */
 const ALPN_PROTOCOLS = ["h2", "http/1.1"];
+
+/**
+ * SETTINGS_MAX_CONCURRENT_STREAMS we advertise (RFC 9113 §6.5.2), the value RFC 9113 §5.1.2
+ * recommends as the floor. Streams over it are refused (RST_STREAM REFUSED_STREAM); past
+ * MAX_BACKEND_CONNECTIONS_PER_CLIENT the open ones wait for a backend connection.
+ */
+export const H2_MAX_CONCURRENT_STREAMS = 100;
 
 /**
  * Takes over a connection whose ClientHello routed to an l7 route. The bytes already read
@@ -33,6 +41,8 @@ class TerminatingSession implements L7Session, ProxyContext {
   private agentInstance: SessionAgent | null = null;
   /** WebSocket tunnels' backend sockets: closed with the session. */
   private readonly tunnels = new Set<Socket>();
+  /** Backend requests in flight and queued, backend sockets counted against the budget. */
+  readonly backendSlots: BackendSlots;
   private answered = false;
   private dialFailures = 0;
   private finished = false;
@@ -50,6 +60,7 @@ class TerminatingSession implements L7Session, ProxyContext {
     this.viaProxyProtocol = handoff.viaProxyProtocol;
     this.stream = new ClientStream(handoff.client);
     this.flow = this.stream;
+    this.backendSlots = new BackendSlots(handoff.backendDescriptors);
     // The context was built when the route table was (src/route): a bad file never gets here.
     this.tls = new TLSSocket(this.stream, {
       isServer: true,
@@ -108,12 +119,17 @@ class TerminatingSession implements L7Session, ProxyContext {
   // --- ProxyContext: what the request handlers use ---
 
   get agent(): SessionAgent {
-    this.agentInstance ??= new SessionAgent(this.backendTarget());
+    this.agentInstance ??= new SessionAgent(
+      this.backendTarget(),
+      MAX_BACKEND_CONNECTIONS_PER_CLIENT,
+      (socket) => this.backendSlots.track(socket),
+    );
     return this.agentInstance;
   }
 
   dial(): Socket {
     const socket = dialBackend(this.backendTarget());
+    this.backendSlots.track(socket);
     this.tunnels.add(socket);
     socket.once("close", () => this.tunnels.delete(socket));
     return socket;
@@ -149,7 +165,9 @@ class TerminatingSession implements L7Session, ProxyContext {
 
   private onSecure(): void {
     if (this.tls.alpnProtocol === "h2") {
-      const session = performServerHandshake(this.tls);
+      const session = performServerHandshake(this.tls, {
+        settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS },
+      });
       session.on("stream", (stream, headers) => proxyHttp2Stream(this, stream, headers));
       // The client sent FIN (usually after GOAWAY): finish the open streams, then close. The
       // h2 session does not do this by itself over a socket it was handed.
@@ -196,6 +214,14 @@ class TerminatingSession implements L7Session, ProxyContext {
 
   private teardown(error?: Error): void {
     this.tornDown = true;
+    if (this.backendSlots.queued > 0 && this.handoff.logger.enabled("debug")) {
+      this.handoff.logger.debug("l7 backend requests queued", {
+        client: this.clientText(),
+        queued: this.backendSlots.queued,
+        limit: MAX_BACKEND_CONNECTIONS_PER_CLIENT,
+      });
+    }
+    this.backendSlots.clear();
     this.stream.transportGone(error);
     this.tls.destroy();
     this.agentInstance?.destroy();

@@ -290,6 +290,17 @@ export class Connection {
       viaProxyProtocol: this.listener.spec.proxyProtocol,
       timeouts: this.env.timeouts,
       logger: this.env.logger,
+      backendDescriptors: {
+        available: () => this.env.descriptorsInUse < this.env.descriptorBudget,
+        hold: () => {
+          if (this.phase !== CLOSED) this.holdDescriptor();
+        },
+        release: () => {
+          if (this.phase === CLOSED || this.descriptors <= 2) return;
+          this.descriptors--;
+          this.env.descriptorsInUse--;
+        },
+      },
       finish: (reason, bytesUp, bytesDown) => {
         this.bytesUp = bytesUp;
         this.bytesDown = bytesDown;
