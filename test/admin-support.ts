@@ -107,6 +107,7 @@ export async function startAdminFixture(
       clientCa: certs.ca,
       clientCert: "",
       clientKey: "",
+      insecure: false,
       ...options.grpc,
     },
     store,

@@ -7,6 +7,7 @@ import { bindsOverlap } from "./bind-overlap.ts";
 import { ConfigError } from "./config-error.ts";
 import { parseDuration } from "./duration.ts";
 import { type PathResolver, readListeners } from "./listeners.ts";
+import { isLoopbackAddr } from "./loopback.ts";
 import { CONFIG_KEYS, DEFAULTS } from "./schema.ts";
 import { describeValue, keyPath, quote, TableFields, type TomlTable } from "./toml-fields.ts";
 import type {
@@ -115,8 +116,17 @@ function readGrpc(root: TableFields, resolvePath: PathResolver): GrpcConfig | nu
       `grpc.client_cert is required when client_key is set (${quote(clientKey)})`,
     );
   }
+  const insecure = fields.boolean("insecure", defaults.insecure);
+  // Without client_ca any TLS client may rewrite routes and the firewall: off loopback that
+  // must be asked for in so many words.
+  if (clientCa === "" && !insecure && !isLoopbackAddr(addr)) {
+    throw new ConfigError(
+      `grpc.addr ${quote(addr)}: the admin API off loopback requires grpc.client_ca (mTLS); set grpc.insecure = true to serve it without client certificates`,
+    );
+  }
   return {
     addr,
+    insecure,
     tlsCert,
     tlsKey,
     clientCa,

@@ -51,6 +51,8 @@ export interface GrpcConfig {
   /** Used by `status` and `mcproxyctl -c`; the server ignores them. */
   clientCert: string;
   clientKey: string;
+  /** Written `insecure = true`: serve off loopback without client_ca (anyone may administer). */
+  insecure: boolean;
 }
 
 export interface FirewallConfig {

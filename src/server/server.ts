@@ -10,6 +10,7 @@ import { type RunningListener, startListener } from "../net/listener.ts";
 import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
 import { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
+import { warnExposure } from "./exposure-warnings.ts";
 import { Runtime } from "./runtime.ts";
 
 export interface RunningServer {
@@ -37,6 +38,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       if (!reconciled.seeded) logger.info("listener added from config", { listener: addr });
     }
     warnDormantListeners(config, store.listenerAddrs(), logger);
+    warnExposure(config, logger);
     const geoip = config.firewall.geoipDb ? GeoIpDatabase.open(config.firewall.geoipDb) : null;
     // Read [proxy] backend_ca now, so a bad file stops the start rather than the first dial.
     backendTrust(config.proxy.backendCa);
