@@ -76,3 +76,16 @@ describe("admin API and /metrics exposure (item 3)", () => {
     expect(quiet.filter((line) => line.includes("level=WARN"))).toEqual([]);
   });
 });
+
+describe("PROXY listener trust (item 13)", () => {
+  test("proxy_protocol without proxy_protocol_from: WARN naming the listener; with it: none", async () => {
+    const open = await startupLog(`[[listeners]]\naddr = "127.0.0.1:0"\nproxy_protocol = true\n`);
+    expect(open.join("\n")).toMatch(
+      /level=WARN msg="PROXY listener without proxy_protocol_from: any peer can claim any client address" listener=127\.0\.0\.1:0/,
+    );
+    const trusted = await startupLog(
+      `[[listeners]]\naddr = "127.0.0.1:0"\nproxy_protocol = true\nproxy_protocol_from = ["10.0.0.0/8"]\n`,
+    );
+    expect(trusted.filter((line) => line.includes("level=WARN"))).toEqual([]);
+  });
+});

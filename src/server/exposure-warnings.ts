@@ -5,7 +5,8 @@ import type { Logger } from "../log/logger.ts";
 
 /**
  * One WARN line per exposure the config allows but an operator should know about: the admin
- * API without client certificates, /metrics reachable from off the machine. (An admin API off
+ * API without client certificates, /metrics reachable from off the machine, a PROXY listener
+ * that believes any peer's header. (An admin API off
  * loopback without client_ca and without `grpc.insecure = true` never gets here: the config
  * refuses it.)
  */
@@ -19,6 +20,14 @@ export function warnExposure(config: Config, logger: Logger): void {
         : "admin API off loopback without client_ca (grpc.insecure = true): anyone who reaches it can change routes and the firewall",
       { addr: grpc.addr },
     );
+  }
+  for (const listener of config.listeners) {
+    if (listener.proxyProtocol && listener.proxyProtocolFrom.length === 0) {
+      logger.warn(
+        "PROXY listener without proxy_protocol_from: any peer can claim any client address",
+        { listener: listener.addr },
+      );
+    }
   }
   if (config.metrics !== null && !isLoopbackAddr(config.metrics.addr)) {
     logger.warn(
