@@ -2,11 +2,20 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { type RecordingBackend, rawTlsClient, startRecordingBackend } from "./hardening-peers.ts";
+import {
+  type RawTlsClient,
+  type RecordingBackend,
+  rawTlsClient,
+  startRecordingBackend,
+} from "./hardening-peers.ts";
 import { makeCa, type TestCa } from "./helpers/certs.ts";
 import { type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
 
 const LISTENER = "127.0.0.1:0";
+const HEADER_TIMEOUT_S = 1;
+const BODY_IDLE_TIMEOUT_S = 1;
+/** A deadline fires within a sweep tick (≤ 100 ms here) of its time; the rest is slack for load. */
+const CUT_WITHIN_MS = 4000;
 
 let ca: TestCa;
 let backend: RecordingBackend;
@@ -41,6 +50,10 @@ path = "${join(dir, "mc-proxy.db")}"
 addr = "${LISTENER}"
 ${l7Route("app.test", backend.port)}
 ${l7Route("*.wild.test", backend.port)}
+
+[proxy]
+header_timeout = "${HEADER_TIMEOUT_S}s"
+body_idle_timeout = "${BODY_IDLE_TIMEOUT_S}s"
 `,
   );
   proxy = await startProxy(config);
@@ -90,6 +103,78 @@ describe("WebSocket upgrade smuggling (issue 23, item 1)", () => {
       await client.waitFor(/early-framelate-frame$/);
     } finally {
       client.destroy();
+    }
+  });
+});
+
+/** Writes `text` one byte every `everyMs` until the socket closes or `text` is used up. */
+async function trickle(client: RawTlsClient, text: string, everyMs: number): Promise<void> {
+  for (const byte of text) {
+    if (client.socket.destroyed || client.socket.writableEnded) return;
+    client.socket.write(byte);
+    await Bun.sleep(everyMs);
+  }
+}
+
+/** The access-log line of the connection from `localPort`. */
+function connectionLine(localPort: number): Promise<string> {
+  return proxy.waitForLog(new RegExp(`msg="connection" client=127\\.0\\.0\\.1:${localPort} `));
+}
+
+describe("header_timeout and body_idle_timeout (issue 23, item 4)", () => {
+  test("50 clients trickling a request head a byte every 200 ms are all cut at header_timeout", async () => {
+    const clients = await Promise.all(
+      Array.from({ length: 50 }, () => rawTlsClient(port, "app.test")),
+    );
+    const started = performance.now();
+    try {
+      const head = `GET /slow HTTP/1.1\r\nHost: app.test\r\nX-Long: ${"a".repeat(200)}\r\n\r\n`;
+      for (const client of clients) void trickle(client, head, 200);
+      await Promise.all(clients.map((client) => client.closed(CUT_WITHIN_MS + 1000)));
+      const elapsed = performance.now() - started;
+      console.log(`header_timeout: 50 trickling clients cut after ${Math.round(elapsed)} ms`);
+      expect(elapsed).toBeGreaterThanOrEqual(HEADER_TIMEOUT_S * 1000 - 200);
+      const line = await connectionLine(clients[0]!.localPort);
+      expect(line).toContain("outcome=header_timeout");
+      expect(backend.received()).not.toContain("GET /slow");
+    } finally {
+      for (const client of clients) client.destroy();
+    }
+  });
+
+  test("a keep-alive connection idle between requests is not cut; a byte of the next head starts the clock", async () => {
+    const client = await rawTlsClient(port, "app.test");
+    try {
+      client.socket.write("GET /first HTTP/1.1\r\nHost: app.test\r\n\r\n");
+      await client.waitFor(/\r\n\r\nok$/);
+      await Bun.sleep(HEADER_TIMEOUT_S * 1000 * 2);
+      expect(client.socket.destroyed).toBe(false);
+      client.socket.write("GET /second HTTP/1.1\r\nHost: app.test\r\n\r\n");
+      await client.waitFor(/ok[\s\S]*\r\n\r\nok$/);
+      client.socket.write("GET /thi");
+      await client.closed(CUT_WITHIN_MS);
+      expect(await connectionLine(client.localPort)).toContain("outcome=header_timeout");
+    } finally {
+      client.destroy();
+    }
+  });
+
+  test("a request body that stops is cut at body_idle_timeout; one that keeps moving is not", async () => {
+    const stalled = await rawTlsClient(port, "app.test");
+    const moving = await rawTlsClient(port, "app.test");
+    try {
+      const head = "POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: 12\r\n\r\n";
+      stalled.socket.write(`${head}ab`);
+      moving.socket.write(head);
+      // 12 bytes, one every 250 ms: 3 s in all, three body_idle_timeouts, never 1 s silent.
+      const movingDone = trickle(moving, "abcdefghijkl", 250);
+      await stalled.closed(CUT_WITHIN_MS);
+      expect(await connectionLine(stalled.localPort)).toContain("outcome=body_timeout");
+      await movingDone;
+      await moving.waitFor(/^HTTP\/1\.1 200 OK\r\n[\s\S]*ok$/);
+    } finally {
+      stalled.destroy();
+      moving.destroy();
     }
   });
 });

@@ -15,7 +15,8 @@ export interface RecordingBackend {
 /**
  * A backend that answers every request head it reads with `200 ok` (content-length 2, kept
  * alive), except a WebSocket upgrade to a path starting `/ws-ok`, answered 101 and then echoed
- * byte for byte. Request bodies are not expected. With `answerDelayMs`, each answer waits.
+ * byte for byte. A request with Content-Length is answered once its body is in. With
+ * `answerDelayMs`, each answer waits.
  */
 export async function startRecordingBackend(
   options: { answerDelayMs?: number } = {},
@@ -40,7 +41,9 @@ export async function startRecordingBackend(
       let end = pending.indexOf("\r\n\r\n");
       while (end !== -1 && !tunnel) {
         const head = pending.slice(0, end);
-        pending = pending.slice(end + 4);
+        const bodyLength = Number(/^content-length: *(\d+)$/im.exec(head)?.[1] ?? 0);
+        if (pending.length < end + 4 + bodyLength) break;
+        pending = pending.slice(end + 4 + bodyLength);
         const answer = () => {
           if (/^GET \/ws-ok/.test(head) && /^upgrade: websocket$/im.test(head)) {
             tunnel = true;
@@ -76,6 +79,8 @@ export async function startRecordingBackend(
 
 export interface RawTlsClient {
   socket: TLSSocket;
+  /** The client's port, as the proxy's access log names it. */
+  localPort: number;
   /** Everything received so far (latin1). */
   text(): string;
   /** Resolves when the received text matches, rejects after `timeoutMs`. */
@@ -139,6 +144,7 @@ export async function rawTlsClient(
     });
   return {
     socket,
+    localPort: socket.localPort ?? 0,
     text: () => text,
     waitFor: (pattern, timeoutMs = 5000) =>
       wait(() => pattern.test(text), String(pattern), timeoutMs),

@@ -95,6 +95,8 @@ test("the SPEC §2 example parses into the exact Config", () => {
     proxy: {
       connectTimeoutMs: 5_000,
       helloTimeoutMs: 10_000,
+      headerTimeoutMs: 30_000,
+      bodyIdleTimeoutMs: 60_000,
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
       backendCa: "",
@@ -213,6 +215,8 @@ backend_ca = "ca/backends.pem"
     proxy: {
       connectTimeoutMs: 1_500,
       helloTimeoutMs: 90_000,
+      headerTimeoutMs: 30_000,
+      bodyIdleTimeoutMs: 60_000,
       idleTimeoutMs: 3_600_000,
       shutdownTimeoutMs: 120_000,
       backendCa: "/etc/mc-proxy/ca/backends.pem",
@@ -243,6 +247,8 @@ test("absent sections and keys take the SPEC §2 defaults", () => {
     proxy: {
       connectTimeoutMs: 5_000,
       helloTimeoutMs: 10_000,
+      headerTimeoutMs: 30_000,
+      bodyIdleTimeoutMs: 60_000,
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
       backendCa: "",

@@ -184,7 +184,10 @@ function readMetrics(root: TableFields): { addr: string } | null {
   return { addr: readAddress(fields, "addr", { allowEmptyHost: true, allowPortZero: true }) };
 }
 
-function readDuration(fields: TableFields, key: keyof typeof DEFAULTS.proxy): number {
+function readDuration(
+  fields: TableFields,
+  key: Exclude<keyof typeof DEFAULTS.proxy, "backend_ca">,
+): number {
   const value = fields.table[key] ?? DEFAULTS.proxy[key];
   if (typeof value !== "string") {
     throw new ConfigError(
@@ -205,6 +208,8 @@ function readProxy(root: TableFields, resolvePath: PathResolver): ProxyTimeouts 
     idleTimeoutMs: readDuration(fields, "idle_timeout"),
     shutdownTimeoutMs: readDuration(fields, "shutdown_timeout"),
     backendCa: resolvePath(fields.string("backend_ca", DEFAULTS.proxy.backend_ca)),
+    headerTimeoutMs: readDuration(fields, "header_timeout"),
+    bodyIdleTimeoutMs: readDuration(fields, "body_idle_timeout"),
   };
 }
 

@@ -24,7 +24,15 @@ export const CONFIG_KEYS = {
   grpc: ["addr", "tls_cert", "tls_key", "client_ca", "client_cert", "client_key", "insecure"],
   firewall: ["geoip_db", "blocked_ips", "blocked_cidrs", "blocked_countries"],
   metrics: ["addr"],
-  proxy: ["connect_timeout", "hello_timeout", "idle_timeout", "shutdown_timeout", "backend_ca"],
+  proxy: [
+    "connect_timeout",
+    "hello_timeout",
+    "idle_timeout",
+    "shutdown_timeout",
+    "backend_ca",
+    "header_timeout",
+    "body_idle_timeout",
+  ],
 } as const;
 
 /**
@@ -66,5 +74,7 @@ export const DEFAULTS = {
     idle_timeout: "300s",
     shutdown_timeout: "30s",
     backend_ca: "",
+    header_timeout: "30s",
+    body_idle_timeout: "60s",
   },
 } as const;

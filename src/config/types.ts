@@ -69,6 +69,10 @@ export interface ProxyTimeouts {
   shutdownTimeoutMs: number;
   /** "" = system store only. */
   backendCa: string;
+  /** l7: a request head (and, for a new connection, the TLS handshake) must be read within this. */
+  headerTimeoutMs: number;
+  /** l7: a request body may go this long without a byte from the client. */
+  bodyIdleTimeoutMs: number;
 }
 
 export interface Config {

@@ -69,4 +69,10 @@ export interface L7Session {
   abort(reason?: EndReason): void;
   /** Milliseconds (performance.now()) of the last byte either way, for idle_timeout. */
   lastActivity(): number;
+  /**
+   * When the session must be cut (performance.now() ms) for header_timeout or
+   * body_idle_timeout, 0 when neither runs; deadlineReason() says which.
+   */
+  deadline(): number;
+  deadlineReason(): EndReason;
 }

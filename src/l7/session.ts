@@ -1,4 +1,5 @@
 // An l7 session: TLS terminated in-process with the route's certificate, HTTP reverse-proxied (SPEC §7).
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { performServerHandshake } from "node:http2";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
@@ -24,6 +25,11 @@ const ALPN_PROTOCOLS = ["h2", "http/1.1"];
  */
 export const H2_MAX_CONCURRENT_STREAMS = 100;
 
+/** Where the session stands in reading request heads, for header_timeout. */
+const HEAD_NONE = 0; // in a request, a tunnel, or an h2 session past its first stream
+const HEAD_BETWEEN = 1; // HTTP/1.1 keep-alive between requests: the clock starts on a byte
+const HEAD_READING = 2; // the clock runs (from the hand-off: handshake and first head)
+
 /**
  * Takes over a connection whose ClientHello routed to an l7 route. The bytes already read
  * (the ClientHello) and every later chunk are fed to a node:tls server socket; once the
@@ -48,6 +54,15 @@ class TerminatingSession implements L7Session, ProxyContext {
   private finished = false;
   /** The client is gone or the session was aborted: backend errors from here on are ours. */
   private tornDown = false;
+  private headState = HEAD_READING;
+  /** header_timeout's deadline while headState is HEAD_READING, else 0. */
+  private headDeadline: number;
+  /** The HTTP/1.1 request in progress has a body not read to its end yet. */
+  private bodyOpen = false;
+  private currentResponse: ServerResponse | null = null;
+  private readonly onBodyEnd = () => {
+    this.bodyOpen = false;
+  };
 
   readonly route: Route;
   readonly clientAddress: string;
@@ -61,6 +76,7 @@ class TerminatingSession implements L7Session, ProxyContext {
     this.stream = new ClientStream(handoff.client);
     this.flow = this.stream;
     this.backendSlots = new BackendSlots(handoff.backendDescriptors);
+    this.headDeadline = performance.now() + handoff.timeouts.headerTimeoutMs;
     // The context was built when the route table was (src/route): a bad file never gets here.
     this.tls = new TLSSocket(this.stream, {
       isServer: true,
@@ -88,6 +104,10 @@ class TerminatingSession implements L7Session, ProxyContext {
   // --- L7Session: events from src/net ---
 
   onData(chunk: Uint8Array): void {
+    if (this.headState === HEAD_BETWEEN) {
+      this.headState = HEAD_READING;
+      this.headDeadline = performance.now() + this.handoff.timeouts.headerTimeoutMs;
+    }
     this.stream.feed(chunk);
   }
 
@@ -116,6 +136,19 @@ class TerminatingSession implements L7Session, ProxyContext {
     return this.stream.lastActivity;
   }
 
+  deadline(): number {
+    if (this.headState === HEAD_READING) return this.headDeadline;
+    // Not read because we hold the client (a full backend) is not the client being idle.
+    if (this.bodyOpen && !this.stream.readsHeld) {
+      return this.stream.lastRead + this.handoff.timeouts.bodyIdleTimeoutMs;
+    }
+    return 0;
+  }
+
+  deadlineReason(): EndReason {
+    return this.headState === HEAD_READING ? "header_timeout" : "body_timeout";
+  }
+
   // --- ProxyContext: what the request handlers use ---
 
   get agent(): SessionAgent {
@@ -133,6 +166,25 @@ class TerminatingSession implements L7Session, ProxyContext {
     this.tunnels.add(socket);
     socket.once("close", () => this.tunnels.delete(socket));
     return socket;
+  }
+
+  http1Request(req: IncomingMessage, res: ServerResponse): void {
+    this.headState = HEAD_NONE;
+    this.bodyOpen = !req.readableEnded;
+    if (this.bodyOpen) req.once("end", this.onBodyEnd);
+    this.currentResponse = res;
+    res.once("close", () => {
+      // A pipelined request may have begun already; only the current one's end counts.
+      if (this.currentResponse !== res) return;
+      this.currentResponse = null;
+      this.bodyOpen = false;
+      this.headState = HEAD_BETWEEN;
+    });
+  }
+
+  headRead(): void {
+    this.headState = HEAD_NONE;
+    this.bodyOpen = false;
   }
 
   backendAnswered(): void {
@@ -168,7 +220,12 @@ class TerminatingSession implements L7Session, ProxyContext {
       const session = performServerHandshake(this.tls, {
         settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS },
       });
-      session.on("stream", (stream, headers) => proxyHttp2Stream(this, stream, headers));
+      session.on("stream", (stream, headers) => {
+        // The first complete header block ends header_timeout for the session; later
+        // streams are bounded by idle_timeout and the h2 limits.
+        this.headState = HEAD_NONE;
+        proxyHttp2Stream(this, stream, headers);
+      });
       // The client sent FIN (usually after GOAWAY): finish the open streams, then close. The
       // h2 session does not do this by itself over a socket it was handed.
       this.tls.once("end", () => session.close());

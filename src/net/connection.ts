@@ -488,12 +488,21 @@ export class Connection {
       case PIPING:
         if (now - this.lastActivity >= this.env.timeouts.idleTimeoutMs) this.close("idle_timeout");
         return;
-      case L7:
-        if (now - this.l7!.lastActivity() >= this.env.timeouts.idleTimeoutMs) {
-          this.l7!.abort("idle_timeout");
+      case L7: {
+        const l7 = this.l7!;
+        if (now - l7.lastActivity() >= this.env.timeouts.idleTimeoutMs) {
+          l7.abort("idle_timeout");
           this.finish("idle_timeout");
+          return;
+        }
+        const due = l7.deadline();
+        if (due !== 0 && now >= due) {
+          const reason = l7.deadlineReason();
+          l7.abort(reason);
+          this.finish(reason);
         }
         return;
+      }
       default:
         return;
     }

@@ -92,6 +92,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         config.proxy.helloTimeoutMs,
         config.proxy.connectTimeoutMs,
         config.proxy.idleTimeoutMs,
+        config.proxy.headerTimeoutMs,
+        config.proxy.bodyIdleTimeoutMs,
       ]),
     );
     logger.info("mc-proxy started", { version: VERSION, listeners: running.length });
