@@ -9,6 +9,7 @@ import {
   startRecordingBackend,
 } from "./hardening-peers.ts";
 import { makeCa, type TestCa } from "./helpers/certs.ts";
+import { FLAG, FRAME, frame, rawH2Client, requestBlock } from "./helpers/h2-frames.ts";
 import { type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
 
 const LISTENER = "127.0.0.1:0";
@@ -175,6 +176,56 @@ describe("header_timeout and body_idle_timeout (issue 23, item 4)", () => {
     } finally {
       stalled.destroy();
       moving.destroy();
+    }
+  });
+});
+
+describe("h2 header block that never ends (issue 23, item 5)", () => {
+  test("HEADERS without END_HEADERS, then endless empty CONTINUATION frames: cut, WARN, nothing reaches the backend", async () => {
+    const client = await rawH2Client(port, "app.test");
+    const before = backend.received().length;
+    let sent = 0;
+    try {
+      await client.waitForFrame((f) => f.type === FRAME.SETTINGS);
+      client.write(frame(FRAME.HEADERS, 0, 1, requestBlock("app.test", "/never")));
+      const started = performance.now();
+      // 1,000 frames (9 KiB) per batch for up to 5 s, or until the proxy closes the connection.
+      const batch = Buffer.concat(
+        Array.from({ length: 1000 }, () => frame(FRAME.CONTINUATION, 0, 1)),
+      );
+      while (!client.closed && performance.now() - started < 5000) {
+        client.write(batch);
+        sent += 1000;
+        await Bun.sleep(1);
+      }
+      await client.waitClosed(1000);
+      console.log(
+        `CONTINUATION flood: cut after ${sent} frames, ${Math.round(performance.now() - started)} ms`,
+      );
+      expect(sent).toBeLessThan(100_000);
+      await proxy.waitForLog(/level=WARN msg="l7 h2 client cut: too many bytes without a request"/);
+      expect(backend.received().slice(before)).not.toContain("/never");
+    } finally {
+      client.destroy();
+    }
+  });
+
+  test("a complete header block split over CONTINUATION frames is served", async () => {
+    const client = await rawH2Client(port, "app.test");
+    try {
+      await client.waitForFrame((f) => f.type === FRAME.SETTINGS);
+      const block = requestBlock("app.test", "/split", [["x-big", "b".repeat(8000)]]);
+      const third = Math.ceil(block.length / 3);
+      client.write(frame(FRAME.HEADERS, FLAG.END_STREAM, 1, block.subarray(0, third)));
+      client.write(frame(FRAME.CONTINUATION, 0, 1, block.subarray(third, 2 * third)));
+      client.write(frame(FRAME.CONTINUATION, FLAG.END_HEADERS, 1, block.subarray(2 * third)));
+      const headers = await client.waitForFrame(
+        (f) => f.type === FRAME.HEADERS && f.streamId === 1,
+      );
+      expect(headers.payload.length).toBeGreaterThan(0);
+      expect(backend.received()).toContain("GET /split HTTP/1.1");
+    } finally {
+      client.destroy();
     }
   });
 });

@@ -47,6 +47,8 @@ export class ClientStream extends Duplex implements ClientFlow {
   /** Bytes read from the client and bytes the client socket took, for the connection's log line. */
   bytesIn = 0;
   bytesOut = 0;
+  bodyBytesIn = 0;
+  bodiesOpen = 0;
   lastActivity = performance.now();
   /** Last byte read from the client, or the last time we let it send again (for body_idle_timeout). */
   lastRead = this.lastActivity;

@@ -10,6 +10,7 @@ import { type BackendTarget, describeError, dialBackend, SessionAgent } from "./
 import { BackendSlots, MAX_BACKEND_CONNECTIONS_PER_CLIENT } from "./backend-slots.ts";
 import { backendTrust } from "./backend-trust.ts";
 import { ClientStream } from "./client-stream.ts";
+import { H2_MAX_BYTES_WITHOUT_STREAM, H2FloodGuard } from "./h2-flood.ts";
 import type { L7Handoff, L7Session } from "./handoff.ts";
 import { proxyHttp2Stream } from "./http-proxy.ts";
 import { serveHttp1 } from "./http1-server.ts";
@@ -60,6 +61,8 @@ class TerminatingSession implements L7Session, ProxyContext {
   /** The HTTP/1.1 request in progress has a body not read to its end yet. */
   private bodyOpen = false;
   private currentResponse: ServerResponse | null = null;
+  /** Set once ALPN chose h2: bounds bytes that open no stream (h2-flood.ts). */
+  private floodGuard: H2FloodGuard | null = null;
   private readonly onBodyEnd = () => {
     this.bodyOpen = false;
   };
@@ -108,7 +111,23 @@ class TerminatingSession implements L7Session, ProxyContext {
       this.headState = HEAD_READING;
       this.headDeadline = performance.now() + this.handoff.timeouts.headerTimeoutMs;
     }
-    this.stream.feed(chunk);
+    const stream = this.stream;
+    stream.feed(chunk);
+    if (
+      this.floodGuard?.exceeded(
+        stream.lastActivity,
+        stream.bytesIn,
+        stream.bodyBytesIn,
+        stream.bytesOut,
+        stream.bodiesOpen,
+      )
+    ) {
+      this.handoff.logger.warn("l7 h2 client cut: too many bytes without a request", {
+        client: this.clientText(),
+        limit_bytes: H2_MAX_BYTES_WITHOUT_STREAM,
+      });
+      this.abort("closed");
+    }
   }
 
   onDrain(): void {
@@ -220,10 +239,15 @@ class TerminatingSession implements L7Session, ProxyContext {
       const session = performServerHandshake(this.tls, {
         settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS },
       });
+      const guard = new H2FloodGuard(this.handoff.timeouts.headerTimeoutMs);
+      const flow = this.stream;
+      guard.restart(performance.now(), flow.bytesIn, flow.bodyBytesIn, flow.bytesOut);
+      this.floodGuard = guard;
       session.on("stream", (stream, headers) => {
         // The first complete header block ends header_timeout for the session; later
         // streams are bounded by idle_timeout and the h2 limits.
         this.headState = HEAD_NONE;
+        guard.restart(flow.lastActivity, flow.bytesIn, flow.bodyBytesIn, flow.bytesOut);
         proxyHttp2Stream(this, stream, headers);
       });
       // The client sent FIN (usually after GOAWAY): finish the open streams, then close. The
