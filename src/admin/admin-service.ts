@@ -6,7 +6,7 @@ import type {
 } from "../../gen/mc_proxy/v1/admin.ts";
 import type { FirewallRule, RouteSpec } from "../config/types.ts";
 import { validateFirewallRule } from "../firewall/rule.ts";
-import { CertificateError } from "../l7/certificates.ts";
+import { CertificateError, preloadRouteCertificate } from "../l7/certificates.ts";
 import type { Logger } from "../log/logger.ts";
 import { collectStats } from "../metrics/stats.ts";
 import { RouteTable } from "../route/route-table.ts";
@@ -114,14 +114,19 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       return { routes: store.routes(addr).map(routeToProto) };
     }),
 
-    addRoute: unary("AddRoute", logger, (request, peer) => {
+    addRoute: unary("AddRoute", logger, async (request, peer) => {
       if (request.route === undefined) throw invalidArgument("route is required");
       const result = validateRoute(routeInputFromProto(request.route));
       if ("error" in result) throw invalidArgument(result.error);
       const route = result.route;
       // An l7 route's certificate is loaded when the route table is built: one that cannot be
       // loaded would commit, then fail to apply (and fail the next start). Refuse it first.
-      if (route.mode === "l7") checkRouteCertificate(route);
+      // The files are read off the event loop first (regular files of at most 1 MiB only):
+      // a path is admin input, and a FIFO or /dev/zero must not stall or grow the process.
+      if (route.mode === "l7") {
+        await preloadCertificate(route);
+        checkRouteCertificate(route);
+      }
       const addr = requireListener(request.listenerAddr);
       store.addRoute(addr, route);
       applyRoutes(addr);
@@ -192,6 +197,17 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
   };
 }
 
+async function preloadCertificate(route: RouteSpec): Promise<void> {
+  try {
+    await preloadRouteCertificate(route.tlsCert, route.tlsKey);
+  } catch (error) {
+    if (error instanceof CertificateError) {
+      throw invalidArgument(`route ${route.hostname}: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
 /** INVALID_ARGUMENT naming the route and the path when its certificate or key cannot be used. */
 function checkRouteCertificate(route: RouteSpec): void {
   try {
@@ -226,14 +242,11 @@ function applyCommitted(apply: () => void): void {
 function unary<Req, Res>(
   rpc: string,
   logger: Logger,
-  handle: (request: Req, peer: string) => Res,
+  handle: (request: Req, peer: string) => Res | Promise<Res>,
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const peer = call.getPeer();
-    let response: Res;
-    try {
-      response = handle(call.request, peer);
-    } catch (error) {
+    const refuse = (error: unknown): void => {
       const refusal = toStatus(error);
       if (refusal.code === status.INTERNAL) {
         logger.error("admin call failed", { rpc, peer, error: describe(error) });
@@ -246,6 +259,16 @@ function unary<Req, Res>(
         });
       }
       callback(refusal);
+    };
+    let response: Res | Promise<Res>;
+    try {
+      response = handle(call.request, peer);
+    } catch (error) {
+      refuse(error);
+      return;
+    }
+    if (response instanceof Promise) {
+      response.then((value) => callback(null, value), refuse);
       return;
     }
     callback(null, response);
