@@ -1,6 +1,7 @@
 // Whether an address binds loopback only: the admin API and /metrics are safe there without more.
+
+import { parseHostPort } from "../ip/host-port.ts";
 import { normalizeIp } from "../ip/ip.ts";
-import { parseHostPort } from "./address.ts";
 
 /**
  * True for `127.0.0.0/8`, `::1` and `localhost` hosts. Anything else (a wildcard, a public or

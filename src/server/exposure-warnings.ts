@@ -1,6 +1,6 @@
 // Start-up warnings for what the config exposes beyond what a safe default would.
 import { isLoopbackAddr } from "../config/loopback.ts";
-import type { Config } from "../config/types.ts";
+import type { Config } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
 
 /**

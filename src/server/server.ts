@@ -1,6 +1,6 @@
 // `mc-proxy server`: config → store → runtime → listeners and admin API, plus signals.
 import { loadConfig } from "../config/load-config.ts";
-import type { Config } from "../config/types.ts";
+import type { Config } from "../domain/types.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { backendTrust } from "../l7/backend-trust.ts";
 import type { Logger } from "../log/logger.ts";
@@ -8,10 +8,10 @@ import { startMetricsServer } from "../metrics/server.ts";
 import { descriptorBudget, openFileLimit } from "../net/descriptor-cap.ts";
 import { type RunningListener, startListener } from "../net/listener.ts";
 import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
+import { Runtime } from "../runtime/runtime.ts";
 import { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { warnExposure } from "./exposure-warnings.ts";
-import { Runtime } from "./runtime.ts";
 
 export interface RunningServer {
   runtime: Runtime;
