@@ -229,3 +229,69 @@ describe("h2 header block that never ends (issue 23, item 5)", () => {
     }
   });
 });
+
+describe("421 for a name this connection does not serve (issue 23, item 8)", () => {
+  test.each([
+    ["app.test", "internal.admin", 421],
+    ["app.test", "a.wild.test", 421],
+    ["app.test", "APP.test:443", 200],
+    ["a.wild.test", "b.wild.test", 200],
+    ["a.wild.test", "app.test", 421],
+  ])("HTTP/1.1, SNI %s, Host %s → %d", async (sni, host, expected) => {
+    const client = await rawTlsClient(port, sni);
+    const path = `/misdirected-h1/${sni}/${host}`;
+    try {
+      client.socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      await client.waitFor(/^HTTP\/1\.1 \d{3} /);
+      expect(client.text()).toStartWith(`HTTP/1.1 ${expected} `);
+      if (expected === 421) expect(backend.received()).not.toContain(path);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  test.each([
+    ["app.test", "internal.admin", "421"],
+    ["a.wild.test", "b.wild.test", "200"],
+  ])("h2, SNI %s, :authority %s → %s", async (sni, authority, expected) => {
+    const client = await rawH2Client(port, sni);
+    const path = `/misdirected-h2/${sni}/${authority}`;
+    try {
+      await client.waitForFrame((f) => f.type === FRAME.SETTINGS);
+      client.write(
+        frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, requestBlock(authority, path)),
+      );
+      const headers = await client.waitForFrame(
+        (f) => f.type === FRAME.HEADERS && f.streamId === 1,
+      );
+      // HPACK: :status 200 is static index 8 (0x88); 421 is a (Huffman) literal, so the
+      // body says which it was.
+      const data = await client.waitForFrame((f) => f.type === FRAME.DATA && f.streamId === 1);
+      if (expected === "200") {
+        expect(headers.payload[0]).toBe(0x88);
+        expect(data.payload.toString()).toBe("ok");
+      } else {
+        expect(headers.payload[0]).not.toBe(0x88);
+        expect(data.payload.toString()).toStartWith("421 Misdirected Request");
+      }
+      if (expected === "421") expect(backend.received()).not.toContain(path);
+      else expect(backend.received()).toContain(path);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  test("a WebSocket upgrade for another name is refused with 421 before the backend sees it", async () => {
+    const client = await rawTlsClient(port, "app.test");
+    try {
+      client.socket.write(
+        `GET /ws-ok-elsewhere HTTP/1.1\r\nHost: internal.admin\r\n${UPGRADE_HEADERS}\r\n`,
+      );
+      await client.closed();
+      expect(client.text()).toStartWith("HTTP/1.1 421 Misdirected Request\r\n");
+      expect(backend.received()).not.toContain("/ws-ok-elsewhere");
+    } finally {
+      client.destroy();
+    }
+  });
+});

@@ -6,6 +6,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import { constants as http2Constants, type ServerHttp2Stream } from "node:http2";
+import { authorityServedBy } from "./authority.ts";
 import { isDialError } from "./backend-dialer.ts";
 import { pumpToBackend, pumpToClient } from "./body-pump.ts";
 import {
@@ -19,6 +20,17 @@ import type { ProxyContext } from "./proxy-context.ts";
 
 const BAD_GATEWAY = 502;
 const BAD_GATEWAY_BODY = "502 Bad Gateway\n";
+const MISDIRECTED = 421;
+const MISDIRECTED_BODY = "421 Misdirected Request: this connection does not serve that name\n";
+
+/** A short plain-text answer from the proxy itself (HTTP/1.1). */
+function answerHttp1(res: ServerResponse, statusCode: number, body: string): void {
+  res.writeHead(statusCode, {
+    "content-type": "text/plain",
+    "content-length": body.length,
+  });
+  res.end(body);
+}
 
 /**
  * Sends the request head to the backend. The caller pumps the body in (body-pump.ts), so only
@@ -49,6 +61,13 @@ export function proxyHttp1Request(
   req: IncomingMessage,
   res: ServerResponse,
 ): void {
+  const host = req.headers.host;
+  if (host !== undefined && !authorityServedBy(context.route.spec.hostname, host)) {
+    // The body (if any) is not read: close after the answer rather than drain it.
+    res.shouldKeepAlive = false;
+    answerHttp1(res, MISDIRECTED, MISDIRECTED_BODY);
+    return;
+  }
   const headers = backendRequestHeaders(rawHeaderPairs(req.rawHeaders), {
     clientAddress: context.clientAddress,
     viaProxyProtocol: context.viaProxyProtocol,
@@ -106,6 +125,11 @@ export function proxyHttp2Stream(
   if (method === "CONNECT") {
     // No extended CONNECT (RFC 8441) is offered, so WebSocket clients use HTTP/1.1.
     respondPlain(stream, 405, "CONNECT is not supported\n");
+    return;
+  }
+  const authority = requestHeaders[":authority"] ?? requestHeaders.host;
+  if (typeof authority === "string" && !authorityServedBy(context.route.spec.hostname, authority)) {
+    respondPlain(stream, MISDIRECTED, MISDIRECTED_BODY);
     return;
   }
   // At most MAX_BACKEND_CONNECTIONS_PER_CLIENT streams talk to the backend at once; the

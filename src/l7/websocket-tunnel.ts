@@ -1,6 +1,7 @@
 // WebSocket upgrades: the handshake goes to the backend with X-Forwarded-*; a tunnel opens only on 101.
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
+import { authorityServedBy } from "./authority.ts";
 import { isDialError } from "./backend-dialer.ts";
 import { pumpToBackend, pumpToClient } from "./body-pump.ts";
 import {
@@ -23,6 +24,11 @@ const NOT_IMPLEMENTED_RESPONSE = plainResponse(
   "only websocket is tunnelled\n",
 );
 
+const MISDIRECTED_RESPONSE = plainResponse(
+  "421 Misdirected Request",
+  "421 Misdirected Request: this connection does not serve that name\n",
+);
+
 const SWITCHING_PROTOCOLS = 101;
 
 /**
@@ -43,6 +49,11 @@ export function tunnelUpgrade(
   const upgrade = req.headers.upgrade ?? "";
   if (upgrade.toLowerCase() !== "websocket") {
     client.end(NOT_IMPLEMENTED_RESPONSE);
+    return;
+  }
+  const host = req.headers.host;
+  if (host !== undefined && !authorityServedBy(context.route.spec.hostname, host)) {
+    client.end(MISDIRECTED_RESPONSE);
     return;
   }
   const method = req.method ?? "GET";
