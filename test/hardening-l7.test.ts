@@ -295,3 +295,51 @@ describe("421 for a name this connection does not serve (issue 23, item 8)", () 
     }
   });
 });
+
+describe("one rule for client-address headers; malformed heads get 400 (issue 23, item 12)", () => {
+  test("Forwarded, X-Real-IP and X-Forwarded-* from the client are replaced by the proxy's", async () => {
+    const client = await rawTlsClient(port, "app.test");
+    try {
+      client.socket.write(
+        "GET /forged HTTP/1.1\r\nHost: app.test\r\nForwarded: for=6.6.6.6;host=internal.admin\r\n" +
+          "X-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: internal.admin\r\n" +
+          "X-Forwarded-Proto: http\r\n\r\n",
+      );
+      await client.waitFor(/\r\n\r\nok$/);
+      const seen = backend.received();
+      const head = seen.slice(seen.indexOf("GET /forged"));
+      const request = head.slice(0, head.indexOf("\r\n\r\n"));
+      expect(request).not.toContain("6.6.6.6");
+      expect(request).not.toContain("internal.admin");
+      expect(request).toMatch(/^forwarded: for=127\.0\.0\.1;proto=https;host="app\.test"$/m);
+      expect(request).toMatch(/^x-real-ip: 127\.0\.0\.1$/m);
+      expect(request).toMatch(/^x-forwarded-for: 127\.0\.0\.1$/m);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  test.each([
+    ["HTTP/1.1 without Host", "GET /no-host HTTP/1.1\r\n\r\n", "/no-host"],
+    [
+      "two Host headers",
+      "GET /two-hosts HTTP/1.1\r\nHost: app.test\r\nHost: internal.admin\r\n\r\n",
+      "/two-hosts",
+    ],
+    [
+      "a request line without a version",
+      "GET /no-version\r\nHost: app.test\r\n\r\n",
+      "/no-version",
+    ],
+  ])("%s: 400, the connection closes, the backend sees nothing", async (_label, request, path) => {
+    const client = await rawTlsClient(port, "app.test");
+    try {
+      client.socket.write(request);
+      await client.closed();
+      expect(client.text()).toStartWith("HTTP/1.1 400 Bad Request\r\n");
+      expect(backend.received()).not.toContain(path);
+    } finally {
+      client.destroy();
+    }
+  });
+});

@@ -20,6 +20,7 @@ import type { ProxyContext } from "./proxy-context.ts";
 
 const BAD_GATEWAY = 502;
 const BAD_GATEWAY_BODY = "502 Bad Gateway\n";
+const BAD_REQUEST = 400;
 const MISDIRECTED = 421;
 const MISDIRECTED_BODY = "421 Misdirected Request: this connection does not serve that name\n";
 
@@ -55,12 +56,40 @@ function openBackendRequest(
   });
 }
 
+function countHostFields(raw: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === "host") count++;
+  }
+  return count;
+}
+
 /** A request from an HTTP/1.1 client (`req`/`res` of node:http). */
 export function proxyHttp1Request(
   context: ProxyContext,
   req: IncomingMessage,
   res: ServerResponse,
 ): void {
+  // RFC 9112 §3.2: a 1.1 request without Host, or with more than one, is answered 400 (node
+  // keeps the first of two silently, and a backend might read the other).
+  // A request line without a version reaches here as HTTP/0.9 under Bun: refuse it rather
+  // than forward it as 1.1.
+  const version = req.httpVersion;
+  const hostFields = countHostFields(req.rawHeaders);
+  const problem =
+    version !== "1.1" && version !== "1.0"
+      ? "no HTTP/1.x version in the request line"
+      : hostFields > 1
+        ? "more than one Host"
+        : hostFields === 0 && version === "1.1"
+          ? "no Host"
+          : null;
+  if (problem !== null) {
+    res.shouldKeepAlive = false;
+    answerHttp1(res, BAD_REQUEST, `400 Bad Request: ${problem}\n`);
+    return;
+  }
   const host = req.headers.host;
   if (host !== undefined && !authorityServedBy(context.route.spec.hostname, host)) {
     // The body (if any) is not read: close after the answer rather than drain it.
