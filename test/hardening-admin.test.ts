@@ -1,6 +1,6 @@
 // Hostile admin input and a database pulled from under the server (issue 23, items 6 and 7).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { AdminCallError, AdminClient } from "../src/client/index.ts";
@@ -140,4 +140,59 @@ describe("admin-supplied certificate paths (item 6)", () => {
       rmSync(runDir, { recursive: true, force: true });
     }
   });
+});
+
+describe("the database file deleted or replaced while running (item 7)", () => {
+  test.each([
+    ["deleted", "was deleted"],
+    ["replaced by another file", "was replaced by another file"],
+  ])(
+    "%s: writes are refused with FAILED_PRECONDITION and an ERROR line; nothing is acknowledged",
+    async (how, reason) => {
+      const runDir = tempDir();
+      const grpcPort = await freePort();
+      const dbPath = join(runDir, "mc-proxy.db");
+      const config = writeProxyConfig(
+        runDir,
+        `[[listeners]]\naddr = "127.0.0.1:0"\n\n[grpc]\naddr = "127.0.0.1:${grpcPort}"\ntls_cert = "${adminCerts.server.cert}"\ntls_key = "${adminCerts.server.key}"\nclient_ca = "${adminCerts.ca}"\n`,
+      );
+      const server = await startProxy(config);
+      const admin = AdminClient.connect({
+        addr: `127.0.0.1:${grpcPort}`,
+        ca: adminCerts.ca,
+        cert: adminCerts.client.cert,
+        key: adminCerts.client.key,
+        deadlineMs: 5000,
+      });
+      try {
+        const route = { hostname: "kept.test", backend: "127.0.0.1:9", mode: "l4" };
+        await admin.addRoute(LISTENER, route);
+        if (how === "deleted") {
+          for (const suffix of ["", "-wal", "-shm"]) rmSync(`${dbPath}${suffix}`, { force: true });
+        } else {
+          copyFileSync(dbPath, `${dbPath}.other`);
+          renameSync(`${dbPath}.other`, dbPath);
+        }
+        let refused: AdminCallError | null = null;
+        try {
+          await admin.addRoute(LISTENER, { ...route, hostname: "lost.test" });
+        } catch (error) {
+          if (!(error instanceof AdminCallError)) throw error;
+          refused = error;
+        }
+        expect(refused?.code).toBe(status.FAILED_PRECONDITION);
+        expect(refused?.message).toContain(`database ${dbPath} ${reason} while the server runs`);
+        const line = await server.waitForLog(/level=ERROR msg="admin call failed" rpc=AddRoute/);
+        expect(line).toContain(reason);
+        // Refused before the commit: the running proxy did not take the route either.
+        expect((await admin.listRoutes(LISTENER))[0]?.routes.map((r) => r.hostname)).not.toContain(
+          "lost.test",
+        );
+      } finally {
+        admin.close();
+        await server.stop();
+        rmSync(runDir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -252,7 +252,12 @@ function unary<Req, Res>(
     const peer = call.getPeer();
     const refuse = (error: unknown): void => {
       const refusal = toStatus(error);
-      if (refusal.code === status.INTERNAL) {
+      // A database file gone from under the server is the operator's emergency, not a
+      // caller's mistake: ERROR, like an internal failure.
+      if (
+        refusal.code === status.INTERNAL ||
+        (error instanceof StoreError && error.code === "file_replaced")
+      ) {
         logger.error("admin call failed", { rpc, peer, error: describe(error) });
       } else {
         logger.info("admin call refused", {
@@ -287,6 +292,9 @@ function toStatus(error: unknown): { code: status; details: string } {
     details = error.message;
   } else if (error instanceof ExplainError) {
     code = error.code === "not_found" ? status.NOT_FOUND : status.INVALID_ARGUMENT;
+    details = error.message;
+  } else if (error instanceof StoreError && error.code === "file_replaced") {
+    code = status.FAILED_PRECONDITION;
     details = error.message;
   } else if (error instanceof StoreError && error.code !== "io") {
     code = error.code === "not_found" ? status.NOT_FOUND : status.ALREADY_EXISTS;
