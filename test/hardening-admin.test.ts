@@ -1,6 +1,6 @@
 // Hostile admin input and a database pulled from under the server (issue 23, items 6 and 7).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { AdminCallError, AdminClient } from "../src/client/index.ts";
