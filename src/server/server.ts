@@ -162,6 +162,18 @@ async function drainAndStop(options: {
   options.stopSweep();
   options.stopMetrics?.();
   await options.stopAdmin?.();
+  // A checkpoint that fails (disk full) leaves the writes in the -wal file: say so at ERROR,
+  // or the operator learns it only when the next start cannot read them.
+  const checkpointProblem = options.store.checkpoint();
+  if (checkpointProblem !== null) {
+    logger.error(
+      "database checkpoint failed at shutdown; committed changes are only in the -wal file",
+      {
+        path: options.config.database.path,
+        error: checkpointProblem,
+      },
+    );
+  }
   options.store.close();
   logger.info("stopped");
 }

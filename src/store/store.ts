@@ -348,6 +348,32 @@ export class Store {
     }
   }
 
+  /**
+   * Copies every WAL frame into the database file and truncates the WAL (PRAGMA
+   * wal_checkpoint(TRUNCATE)). Null when that worked; else why not (disk full, a reader
+   * holding the WAL). The WAL still holds every committed write either way: nothing is lost,
+   * but the next start depends on the -wal file being there.
+   */
+  checkpoint(): string | null {
+    try {
+      const row = this.db
+        .query<{ busy: number; log: number; checkpointed: number }, []>(
+          "PRAGMA wal_checkpoint(TRUNCATE)",
+        )
+        .get();
+      if (row === null) return null;
+      if (row.busy !== 0) {
+        return `busy: ${row.checkpointed} of ${row.log} WAL frames copied (another connection holds the database)`;
+      }
+      if (row.log !== -1 && row.checkpointed !== row.log) {
+        return `${row.checkpointed} of ${row.log} WAL frames copied`;
+      }
+      return null;
+    } catch (error) {
+      return describeCause(error);
+    }
+  }
+
   close(): void {
     // -1 once closed: a second close() must not close a descriptor number reused meanwhile.
     if (this.identityFd !== -1) closeSync(this.identityFd);
