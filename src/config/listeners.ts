@@ -1,7 +1,7 @@
 // [[listeners]] and their [[listeners.routes]] → ListenerSpec[], with per-listener checks.
 import type { RouteInput } from "../domain/reports.ts";
 import { ROUTE_FIELD_NAMES, ROUTE_FIELDS } from "../domain/route-fields.ts";
-import type { ListenerSpec, RouteSpec } from "../domain/types.ts";
+import { type Cidr, ParsedListener, type RouteSpec } from "../domain/types.ts";
 import { parseHostPort } from "../ip/host-port.ts";
 import { formatCidr, parseCidr, parseIp } from "../ip/ip.ts";
 import { ConfigError } from "./config-error.ts";
@@ -13,7 +13,7 @@ import { keyPath, quote, TableFields, type TomlTable } from "./toml-fields.ts";
 export type PathResolver = (path: string) => string;
 
 /** Reads every listener. Overlap between listeners is checked by the caller, with the other binds. */
-export function readListeners(tables: TomlTable[], resolvePath: PathResolver): ListenerSpec[] {
+export function readListeners(tables: TomlTable[], resolvePath: PathResolver): ParsedListener[] {
   // A proxy without a listener would start, accept nothing and look healthy.
   if (tables.length === 0) {
     throw new ConfigError("listeners: at least one [[listeners]] is required");
@@ -26,16 +26,18 @@ export function readListeners(tables: TomlTable[], resolvePath: PathResolver): L
   );
 }
 
-function readListener(fields: TableFields, resolvePath: PathResolver): ListenerSpec {
+function readListener(fields: TableFields, resolvePath: PathResolver): ParsedListener {
   const defaults = DEFAULTS.listener;
   const addr = fields.requiredString("addr");
+  // The one parse of a listener's address: the bind checks and Bun.listen use this value.
   // Port 0 lets the kernel pick (tests); an empty host is every interface (SPEC §2).
-  const parsed = parseHostPort(addr, { allowEmptyHost: true, allowPortZero: true });
-  if ("error" in parsed)
-    throw new ConfigError(`${fields.at("addr")} ${quote(addr)}: ${parsed.error}`);
+  const bind = parseHostPort(addr, { allowEmptyHost: true, allowPortZero: true });
+  if ("error" in bind) throw new ConfigError(`${fields.at("addr")} ${quote(addr)}: ${bind.error}`);
 
   const proxyProtocol = fields.boolean("proxy_protocol", defaults.proxy_protocol);
-  const proxyProtocolFrom = fields
+  // The one parse of proxy_protocol_from: the networks go to ListenerState as they are; the
+  // canonical text is for show (Config, logs), never parsed again.
+  const trustedFrom = fields
     .stringArray("proxy_protocol_from", defaults.proxy_protocol_from)
     .map((text, index) => {
       const result = parseTrustedSource(text);
@@ -46,6 +48,7 @@ function readListener(fields: TableFields, resolvePath: PathResolver): ListenerS
       }
       return result.cidr;
     });
+  const proxyProtocolFrom = trustedFrom.map(formatCidr);
   // The allow-list is enforced as part of PROXY protocol handling (SPEC §6); without it the
   // operator would believe the port is restricted while anyone can connect.
   if (proxyProtocolFrom.length > 0 && !proxyProtocol) {
@@ -66,20 +69,22 @@ function readListener(fields: TableFields, resolvePath: PathResolver): ListenerS
   }
 
   const routes = readRoutes(fields, resolvePath);
-  return { addr, proxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerIp, routes };
+  return new ParsedListener(
+    { addr, proxyProtocol, proxyProtocolFrom, maxConnections, maxConnectionsPerIp, routes },
+    bind.value,
+    trustedFrom,
+  );
 }
 
-/** A CIDR in canonical form; a bare address is its own /32 or /128. */
-function parseTrustedSource(text: string): { cidr: string } | { error: string } {
+/** A network; a bare address is its own /32 or /128. */
+function parseTrustedSource(text: string): { cidr: Cidr } | { error: string } {
   if (!text.includes("/")) {
     const ip = parseIp(text);
     if (ip === null) return { error: "expected a CIDR or an IP address" };
     const prefixLength = ip.family === 4 ? 32 : 128;
-    return { cidr: formatCidr({ family: ip.family, bytes: ip.bytes, prefixLength }) };
+    return { cidr: { family: ip.family, bytes: ip.bytes, prefixLength } };
   }
-  const parsed = parseCidr(text);
-  if ("error" in parsed) return { error: parsed.error };
-  return { cidr: formatCidr(parsed.cidr) };
+  return parseCidr(text);
 }
 
 function readRoutes(listener: TableFields, resolvePath: PathResolver): RouteSpec[] {

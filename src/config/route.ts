@@ -1,7 +1,7 @@
 // Route validation and normalisation, shared by the config loader and the admin API.
 
 import type { RouteInput } from "../domain/reports.ts";
-import type { RouteMode, RouteSpec } from "../domain/types.ts";
+import { type HostPort, ParsedRoute, type RouteMode } from "../domain/types.ts";
 import { parseHostPort } from "../ip/host-port.ts";
 
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
@@ -25,17 +25,26 @@ export function normalizeHostname(text: string): string | null {
 }
 
 /**
+ * A route's backend text → host and port: a host is required, port 0 is not dialable. The
+ * one place a backend is parsed: validateRoute (config, admin API) and the store (a row read
+ * back from SQLite) call it, and the route carries the result (ParsedRoute.backendAddress).
+ */
+export function parseBackend(text: string): { value: HostPort } | { error: string } {
+  return parseHostPort(text, { allowEmptyHost: false, allowPortZero: false });
+}
+
+/**
  * Validates one route. Errors name the field and the value, without a location prefix: the
  * caller adds `listeners[0].routes[2].` or the RPC name.
  */
-export function validateRoute(input: RouteInput): { route: RouteSpec } | { error: string } {
+export function validateRoute(input: RouteInput): { route: ParsedRoute } | { error: string } {
   const hostname = normalizeHostname(input.hostname);
   if (hostname === null) {
     return {
       error: `hostname ${JSON.stringify(input.hostname)}: expected a DNS name or *.parent.domain`,
     };
   }
-  const backend = parseHostPort(input.backend, { allowEmptyHost: false, allowPortZero: false });
+  const backend = parseBackend(input.backend);
   if ("error" in backend) {
     return { error: `backend ${JSON.stringify(input.backend)}: ${backend.error}` };
   }
@@ -57,14 +66,17 @@ export function validateRoute(input: RouteInput): { route: RouteSpec } | { error
     if (backendTls) return { error: "backend_tls is for l7 routes only" };
   }
   return {
-    route: {
-      hostname,
-      backend: input.backend,
-      mode,
-      tlsCert,
-      tlsKey,
-      backendTls,
-      sendProxyProtocol: input.sendProxyProtocol ?? false,
-    },
+    route: new ParsedRoute(
+      {
+        hostname,
+        backend: input.backend,
+        mode,
+        tlsCert,
+        tlsKey,
+        backendTls,
+        sendProxyProtocol: input.sendProxyProtocol ?? false,
+      },
+      backend.value,
+    ),
   };
 }

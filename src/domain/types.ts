@@ -13,6 +13,20 @@ export interface HostPort {
   port: number;
 }
 
+/** An address as bytes: 4 for IPv4, 16 for IPv6. IPv4-mapped IPv6 is always folded to IPv4. */
+export interface IpAddress {
+  family: 4 | 6;
+  bytes: Uint8Array;
+}
+
+/** A network, from `parseCidr` (`src/ip/ip.ts`). */
+export interface Cidr {
+  family: 4 | 6;
+  /** Network address with host bits cleared. */
+  bytes: Uint8Array;
+  prefixLength: number;
+}
+
 /** One hostname → backend mapping on a listener (SPEC §2, §8 `Route`). */
 export interface RouteSpec {
   /** Lower-case, no trailing dot; either an exact name or `*.parent` (one label). */
@@ -42,6 +56,128 @@ export interface ListenerSpec {
   maxConnectionsPerIp: number;
   /** Seed routes from the TOML (the database wins after the first start). */
   routes: RouteSpec[];
+}
+
+// Typed twins. Validation parses each value once and keeps the result beside the text, in a
+// private field (`#…`) behind a getter: the text stays what the store, the wire and the logs
+// show, the parsed value is what the runtime and the sockets use, and nothing downstream
+// parses the text again. Private fields and getters are not own enumerable properties, so a
+// twin compares (toEqual) and serialises (JSON) exactly like its plain text shape (a spread
+// copy keeps only the text), and is typed as that shape (ListenerSpec, RouteSpec, Config)
+// where it is passed around.
+// The layer that needs the parsed value asks for it with `Parsed….from(value)`, which throws
+// for an object validation did not build: a missing twin is a bug, never a reason to parse.
+
+/**
+ * A validated route: RouteSpec's text plus its parsed backend. Built by `validateRoute`
+ * (`src/config/route.ts`: config and admin API) and by the store when it reads a row back.
+ */
+export class ParsedRoute implements RouteSpec {
+  readonly hostname: string;
+  readonly backend: string;
+  readonly mode: RouteMode;
+  readonly tlsCert: string;
+  readonly tlsKey: string;
+  readonly backendTls: boolean;
+  readonly sendProxyProtocol: boolean;
+  readonly #backendAddress: HostPort;
+
+  /** `backendAddress` must be `backend` parsed (`parseBackend`, `src/config/route.ts`). */
+  constructor(spec: RouteSpec, backendAddress: HostPort) {
+    this.hostname = spec.hostname;
+    this.backend = spec.backend;
+    this.mode = spec.mode;
+    this.tlsCert = spec.tlsCert;
+    this.tlsKey = spec.tlsKey;
+    this.backendTls = spec.backendTls;
+    this.sendProxyProtocol = spec.sendProxyProtocol;
+    this.#backendAddress = backendAddress;
+  }
+
+  /** The route as validation or the store built it; throws for a spec they did not build. */
+  static from(spec: RouteSpec): ParsedRoute {
+    if (#backendAddress in spec) return spec;
+    throw new TypeError(`route ${spec.hostname}: not built by validateRoute or the store`);
+  }
+
+  /** `backend` parsed: what the dial path connects to. */
+  get backendAddress(): HostPort {
+    return this.#backendAddress;
+  }
+}
+
+/**
+ * A validated listener: ListenerSpec's text plus its parsed bind address and trusted
+ * networks. Built by the config loader (`src/config/listeners.ts`).
+ */
+export class ParsedListener implements ListenerSpec {
+  readonly addr: string;
+  readonly proxyProtocol: boolean;
+  readonly proxyProtocolFrom: string[];
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  readonly routes: RouteSpec[];
+  readonly #bind: HostPort;
+  readonly #trustedFrom: readonly Cidr[];
+
+  /**
+   * `bind` must be `addr` parsed, `trustedFrom` the networks `proxyProtocolFrom` is the
+   * canonical text of, in the same order.
+   */
+  constructor(spec: ListenerSpec, bind: HostPort, trustedFrom: readonly Cidr[]) {
+    this.addr = spec.addr;
+    this.proxyProtocol = spec.proxyProtocol;
+    this.proxyProtocolFrom = spec.proxyProtocolFrom;
+    this.maxConnections = spec.maxConnections;
+    this.maxConnectionsPerIp = spec.maxConnectionsPerIp;
+    this.routes = spec.routes;
+    this.#bind = bind;
+    this.#trustedFrom = trustedFrom;
+  }
+
+  /** The listener as the config loader built it; throws for a spec it did not build. */
+  static from(spec: ListenerSpec): ParsedListener {
+    if (#bind in spec) return spec;
+    throw new TypeError(`listener ${JSON.stringify(spec.addr)}: not built by the config loader`);
+  }
+
+  /** `addr` parsed: where the listener binds. */
+  get bind(): HostPort {
+    return this.#bind;
+  }
+
+  /** `proxyProtocolFrom` parsed: the peers allowed to connect; empty = anyone. */
+  get trustedFrom(): readonly Cidr[] {
+    return this.#trustedFrom;
+  }
+
+  /** The same listener serving other routes (the database's, not the TOML's seed). */
+  withRoutes(routes: RouteSpec[]): ParsedListener {
+    return new ParsedListener({ ...this, routes }, this.#bind, this.#trustedFrom);
+  }
+}
+
+/** A `host:port` from the config (`metrics.addr`): the text and, as its twin, the parsed value. */
+export class ParsedAddress {
+  readonly addr: string;
+  readonly #bind: HostPort;
+
+  /** `bind` must be `addr` parsed. */
+  constructor(addr: string, bind: HostPort) {
+    this.addr = addr;
+    this.#bind = bind;
+  }
+
+  /** The address as the config loader built it; throws for one it did not build. */
+  static from(address: { addr: string }): ParsedAddress {
+    if (#bind in address) return address;
+    throw new TypeError(`address ${JSON.stringify(address.addr)}: not built by the config loader`);
+  }
+
+  /** `addr` parsed: where the server binds. */
+  get bind(): HostPort {
+    return this.#bind;
+  }
 }
 
 import type { FirewallRuleType } from "./firewall-rule-types.ts";
@@ -91,9 +227,11 @@ export interface Config {
   /** Path of the TOML file this came from (for messages), absolute. */
   sourcePath: string;
   database: { path: string };
+  /** From parseConfig: ParsedListener objects (typed twins). */
   listeners: ListenerSpec[];
   grpc: GrpcConfig | null;
   firewall: FirewallConfig;
+  /** From parseConfig: a ParsedAddress (typed twin). */
   metrics: { addr: string } | null;
   proxy: ProxyTimeouts;
 }

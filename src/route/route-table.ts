@@ -1,7 +1,6 @@
 // A listener's hostname → route map: exact names first, then `*.parent` (one label), immutable.
 import type { SecureContext } from "node:tls";
-import type { RouteSpec } from "../domain/types.ts";
-import { parseHostPort } from "../ip/host-port.ts";
+import { ParsedRoute, type RouteSpec } from "../domain/types.ts";
 
 /**
  * The TLS context of an l7 route, from the certificate compile step
@@ -13,7 +12,7 @@ const NO_CERTIFICATES: SecureContextSource = (spec) => {
   throw new Error(`route ${spec.hostname}: an l7 route needs a certificate source`);
 };
 
-/** A route with its backend address parsed once, at table build time, not per connection. */
+/** A route with its backend address, as validation parsed it. */
 export interface Route {
   spec: RouteSpec;
   backendHost: string;
@@ -36,20 +35,19 @@ export class RouteTable {
   readonly routes: readonly RouteSpec[];
 
   /**
-   * Routes must be validated (validateRoute); an unparsable backend throws here, naming it.
-   * l7 contexts come from `secureContexts` (the certificate compile step, which throws a
+   * Routes must come from validateRoute or the store (ParsedRoute): the backend is taken as
+   * they parsed it, not parsed again; any other object throws here, naming the route. l7
+   * contexts come from `secureContexts` (the certificate compile step, which throws a
    * CertificateError naming route and path), so a connection never touches the disk.
    */
   constructor(routes: readonly RouteSpec[], secureContexts: SecureContextSource = NO_CERTIFICATES) {
     this.routes = routes;
     for (const spec of routes) {
-      const parsed = parseHostPort(spec.backend, { allowEmptyHost: false, allowPortZero: false });
-      if ("error" in parsed)
-        throw new Error(`route ${spec.hostname} backend ${spec.backend}: ${parsed.error}`);
+      const { host, port } = ParsedRoute.from(spec).backendAddress;
       const route: Route = {
         spec,
-        backendHost: parsed.value.host,
-        backendPort: parsed.value.port,
+        backendHost: host,
+        backendPort: port,
         secureContext: spec.mode === "l7" ? secureContexts(spec) : null,
       };
       if (spec.hostname.startsWith("*.")) this.wildcard.set(spec.hostname.slice(2), route);

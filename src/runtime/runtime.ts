@@ -1,6 +1,6 @@
 // The running proxy's swappable state: route tables per listener and the compiled firewall.
 import type { ListenerStatus, RuntimeStatus } from "../domain/reports.ts";
-import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
+import { type Config, type FirewallRule, ParsedListener, type RouteSpec } from "../domain/types.ts";
 import { Firewall } from "../firewall/firewall.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { FirewallHits } from "../firewall/hits.ts";
@@ -27,6 +27,7 @@ export class Runtime {
   private readonly secureContexts = (spec: RouteSpec) => this.certificates.forRoute(spec);
 
   constructor(options: {
+    /** From parseConfig: its listeners carry their parsed addresses. */
     config: Config;
     routes: ReadonlyMap<string, RouteSpec[]>;
     rules: FirewallRule[];
@@ -51,7 +52,8 @@ export class Runtime {
     };
     for (const spec of options.config.listeners) {
       const routes = options.routes.get(spec.addr) ?? spec.routes;
-      this.listeners.set(spec.addr, new ListenerState({ ...spec, routes }, this.secureContexts));
+      const listener = ParsedListener.from(spec).withRoutes(routes);
+      this.listeners.set(spec.addr, new ListenerState(listener, this.secureContexts));
     }
   }
 

@@ -29,6 +29,7 @@ export function warnExposure(config: Config, logger: Logger): void {
       );
     }
   }
+  // Start-up only (not a connection path): the text is parsed again here.
   if (config.metrics !== null && !isLoopbackAddr(config.metrics.addr)) {
     logger.warn(
       "metrics endpoint off loopback: hostnames, backends and firewall rules are readable without authentication",

@@ -1,6 +1,6 @@
 // `mc-proxy server`: config → store → runtime → listeners and admin API, plus signals.
 import { loadConfig } from "../config/load-config.ts";
-import type { Config } from "../domain/types.ts";
+import { type Config, ParsedAddress } from "../domain/types.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { backendTrust } from "../l7/backend-trust.ts";
 import type { Logger } from "../log/logger.ts";
@@ -80,10 +80,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       });
     }
     if (config.metrics) {
-      const metrics = startMetricsServer(config.metrics.addr, runtime);
+      const address = ParsedAddress.from(config.metrics);
+      const metrics = startMetricsServer(address, runtime);
       stopMetrics = metrics.stop;
       logger.info("metrics listening", {
-        addr: formatBound(hostOf(config.metrics.addr) || "::", metrics.port),
+        addr: formatBound(address.bind.host || "::", metrics.port),
       });
     }
     const stopSweep = startDeadlineSweep(

@@ -2,13 +2,14 @@
 import { Database } from "bun:sqlite";
 import { closeSync, fstatSync, openSync, statSync } from "node:fs";
 import { firewallRuleKey } from "../config/firewall-rule.ts";
+import { parseBackend } from "../config/route.ts";
 import {
   ROUTE_FIELD_KEYS,
   type RouteRecord,
   routeFromRecord,
   routeToRecord,
 } from "../domain/route-fields.ts";
-import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
+import { type Config, type FirewallRule, ParsedRoute, type RouteSpec } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { describeCause, describeCurrentUser, StoreError, sqliteCode } from "./errors.ts";
 import { migrate } from "./migrations.ts";
@@ -39,8 +40,21 @@ const ROUTE_COLUMNS = ROUTE_FIELD_KEYS.join(", ");
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
-function toRoute(row: RouteRow): RouteSpec {
-  return routeFromRecord(row, (flag) => flag === 1);
+/**
+ * A row → a route, its backend parsed here: a row is text from SQLite, a source of its own,
+ * decoded once at this boundary; the route table and the dial path use the result.
+ */
+function toRoute(row: RouteRow): ParsedRoute {
+  const spec = routeFromRecord(row, (flag) => flag === 1);
+  const backend = parseBackend(spec.backend);
+  if ("error" in backend) {
+    // Only a hand-edited file holds one: every write went through validateRoute.
+    throw new StoreError(
+      "io",
+      `route ${spec.hostname} backend ${JSON.stringify(spec.backend)} in the database: ${backend.error}`,
+    );
+  }
+  return new ParsedRoute(spec, backend.value);
 }
 
 function toRouteParams(listenerAddr: string, route: RouteSpec): RouteParams {
