@@ -37,7 +37,8 @@ interface CachedPem {
  * Files read so far, by path. A route-table build (every route change) re-checks each l7
  * route's files with open + fstat only, and reads again only a file that changed; the admin
  * API reads a new route's files off the event loop first (preloadRouteCertificate), so the
- * synchronous build finds them here. Bounded by the distinct paths ever configured.
+ * synchronous build finds them here. CertificateCache.retainOnly drops the paths no route
+ * names any more.
  */
 const pemCache = new Map<string, CachedPem>();
 
@@ -252,6 +253,10 @@ export class CertificateCache {
     const keep = new Set<string>();
     for (const spec of inUse) if (spec.mode === "l7") keep.add(`${spec.tlsCert}\0${spec.tlsKey}`);
     for (const key of this.entries.keys()) if (!keep.has(key)) this.entries.delete(key);
+    // The file texts too (a cache only: a miss reads the file again).
+    const paths = new Set<string>();
+    for (const spec of inUse) if (spec.mode === "l7") paths.add(spec.tlsCert).add(spec.tlsKey);
+    for (const path of pemCache.keys()) if (!paths.has(path)) pemCache.delete(path);
   }
 }
 
