@@ -469,6 +469,7 @@ describe("start-up failures name what is wrong", () => {
       clientCa: kind === "noCa" ? "/nonexistent/ca.pem" : certs.ca,
       clientCert: "",
       clientKey: "",
+      insecure: false,
     };
     const error = await startAdminServer({
       grpc: grpcConfig,
@@ -576,6 +577,7 @@ describe("without client_ca", () => {
       clientCa: "",
       clientCert: "",
       clientKey: "",
+      insecure: false,
     });
     expect(options).toMatchObject({ ca: selfSigned.cert, cert: undefined, key: undefined });
     const client = AdminClient.connect(options);

@@ -108,6 +108,7 @@ export async function startAdminFixture(
       clientCa: certs.ca,
       clientCert: "",
       clientKey: "",
+      insecure: false,
       ...options.grpc,
     },
     store,

@@ -77,3 +77,27 @@ async function resolveForUsage(
 async function resolve<T>(value: T | (() => T | Promise<T>) | Promise<T>): Promise<T> {
   return typeof value === "function" ? await (value as () => T | Promise<T>)() : await value;
 }
+
+/**
+ * Exits with `code` once stdout and stderr have handed everything to the kernel. process.exit
+ * alone drops what a pipe has not taken yet: `mcproxyctl routes list --json | slow-reader`
+ * printed 65,536 of 66,129 bytes and exited 0. Under Bun, `end()`'s callback is the one signal
+ * that waits for the writes before it (a `write("", cb)` callback does not).
+ */
+export async function exitWhenFlushed(code: number): Promise<never> {
+  flushLogs();
+  await Promise.all([endStream(process.stdout), endStream(process.stderr)]);
+  process.exit(code);
+}
+
+function endStream(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableEnded || stream.destroyed) {
+      resolve();
+      return;
+    }
+    // A reader that went away (EPIPE) must not keep us from exiting.
+    stream.once("error", () => resolve());
+    stream.end(() => resolve());
+  });
+}

@@ -26,6 +26,7 @@ test.each([
 ])("with client_ca %j the server is verified against %s", (clientCa, ca) => {
   const options = connectOptionsFromGrpcConfig({
     addr: "127.0.0.1:9090",
+    insecure: false,
     tlsCert: "/server.pem",
     tlsKey: "/server-key.pem",
     clientCa,

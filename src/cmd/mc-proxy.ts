@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 // Entry point of `mc-proxy`: wires the subcommands, nothing else.
 import { defineCommand } from "citty";
-import { runCli } from "../cli/run.ts";
+import { exitWhenFlushed, runCli } from "../cli/run.ts";
 import { serverCommand } from "../cli/server.ts";
 import { snapshotCommand } from "../cli/snapshot.ts";
 import { statusCommand } from "../cli/status.ts";
@@ -18,4 +18,4 @@ const main = defineCommand({
   },
 });
 
-process.exit(await runCli(main, "mc-proxy", process.argv.slice(2)));
+await exitWhenFlushed(await runCli(main, "mc-proxy", process.argv.slice(2)));

@@ -14,7 +14,7 @@ export const CONFIG_KEYS = {
     "routes",
   ],
   route: ROUTE_FIELD_KEYS,
-  grpc: ["addr", "tls_cert", "tls_key", "client_ca", "client_cert", "client_key"],
+  grpc: ["addr", "tls_cert", "tls_key", "client_ca", "client_cert", "client_key", "insecure"],
   firewall: ["geoip_db", "blocked_ips", "blocked_cidrs", "blocked_countries"],
   metrics: ["addr"],
   proxy: [
@@ -26,6 +26,8 @@ export const CONFIG_KEYS = {
     "health_check_timeout",
     "backend_hold_down",
     "backend_ca",
+    "header_timeout",
+    "body_idle_timeout",
   ],
 } as const;
 
@@ -57,6 +59,7 @@ export const DEFAULTS = {
     client_ca: "",
     client_cert: "",
     client_key: "",
+    insecure: false,
   },
   firewall: {
     geoip_db: "",
@@ -73,5 +76,7 @@ export const DEFAULTS = {
     health_check_timeout: "2s",
     backend_hold_down: "10s",
     backend_ca: "",
+    header_timeout: "30s",
+    body_idle_timeout: "60s",
   },
 } as const;

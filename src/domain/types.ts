@@ -217,6 +217,8 @@ export interface GrpcConfig {
   /** Used by `status` and `mcproxyctl -c`; the server ignores them. */
   clientCert: string;
   clientKey: string;
+  /** Written `insecure = true`: serve off loopback without client_ca (anyone may administer). */
+  insecure: boolean;
 }
 
 export interface FirewallConfig {
@@ -239,6 +241,10 @@ export interface ProxyTimeouts {
   backendHoldDownMs: number;
   /** "" = system store only. */
   backendCa: string;
+  /** l7: a request head (and, for a new connection, the TLS handshake) must be read within this. */
+  headerTimeoutMs: number;
+  /** l7: a request body may go this long without a byte from the client. */
+  bodyIdleTimeoutMs: number;
 }
 
 export interface Config {

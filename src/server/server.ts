@@ -11,6 +11,7 @@ import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
 import { Runtime } from "../runtime/runtime.ts";
 import { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
+import { warnExposure } from "./exposure-warnings.ts";
 import { startHealthChecks } from "./health-checks.ts";
 
 export interface RunningServer {
@@ -38,6 +39,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       if (!reconciled.seeded) logger.info("listener added from config", { listener: addr });
     }
     warnDormantListeners(config, store.listenerAddrs(), logger);
+    warnExposure(config, logger);
     const geoip = config.firewall.geoipDb ? GeoIpDatabase.open(config.firewall.geoipDb) : null;
     // Read [proxy] backend_ca now, so a bad file stops the start rather than the first dial.
     backendTrust(config.proxy.backendCa);
@@ -92,6 +94,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         config.proxy.helloTimeoutMs,
         config.proxy.connectTimeoutMs,
         config.proxy.idleTimeoutMs,
+        config.proxy.headerTimeoutMs,
+        config.proxy.bodyIdleTimeoutMs,
       ]),
     );
     const stopHealthChecks = startHealthChecks(runtime, config.proxy, logger);
@@ -164,6 +168,18 @@ async function drainAndStop(options: {
   options.stopSweep();
   options.stopMetrics?.();
   await options.stopAdmin?.();
+  // A checkpoint that fails (disk full) leaves the writes in the -wal file: say so at ERROR,
+  // or the operator learns it only when the next start cannot read them.
+  const checkpointProblem = options.store.checkpoint();
+  if (checkpointProblem !== null) {
+    logger.error(
+      "database checkpoint failed at shutdown; committed changes are only in the -wal file",
+      {
+        path: options.config.database.path,
+        error: checkpointProblem,
+      },
+    );
+  }
   options.store.close();
   logger.info("stopped");
 }

@@ -1,6 +1,6 @@
 // The database behind routes and firewall rules (SPEC §3): open, seed from the TOML, read, change.
 import { Database } from "bun:sqlite";
-import { closeSync, fstatSync, openSync } from "node:fs";
+import { closeSync, fstatSync, openSync, statSync } from "node:fs";
 import { firewallRuleKey } from "../config/firewall-rule.ts";
 import { parseBackend } from "../config/route.ts";
 import {
@@ -142,11 +142,23 @@ export class Store {
   private readonly stmts;
   private readonly tx;
 
+  /**
+   * A descriptor of the database file as opened, held for the Store's life: fstat on it says
+   * whether the file was unlinked (st_nlink 0), and its inode whether the path now names
+   * another file. SQLite would go on writing into an unlinked file and lose every write at
+   * the next start.
+   */
+  private identityFd: number;
+  private readonly identity: { dev: number; ino: number };
+
   private constructor(
     private readonly db: Database,
     /** The database file, as given to open(). */
     readonly path: string,
   ) {
+    this.identityFd = openSync(path, "r");
+    const stats = fstatSync(this.identityFd);
+    this.identity = { dev: stats.dev, ino: stats.ino };
     // Prepared once: every call below reuses these.
     this.stmts = {
       getMeta: db.prepare<{ value: string }, { key: string }>(
@@ -384,7 +396,64 @@ export class Store {
     snapshotDatabase(this.db, this.path, destination);
   }
 
+  /**
+   * Throws file_replaced when the database file was deleted or replaced since open(): a write
+   * that committed there would be acknowledged and then lost.
+   */
+  checkFileIdentity(): void {
+    if (this.identityFd === -1) return; // closed: the write fails in SQLite with its own error
+    let reason: string | null = null;
+    try {
+      const now = statSync(this.path);
+      if (now.dev !== this.identity.dev || now.ino !== this.identity.ino) {
+        reason = "was replaced by another file";
+      } else if (fstatSync(this.identityFd).nlink === 0) {
+        reason = "was deleted";
+      }
+    } catch (error) {
+      reason =
+        (error as { code?: unknown }).code === "ENOENT"
+          ? "was deleted"
+          : `cannot be checked: ${describeCause(error)}`;
+    }
+    if (reason !== null) {
+      throw new StoreError(
+        "file_replaced",
+        `database ${this.path} ${reason} while the server runs: refusing writes that would be lost; restart mc-proxy (restore a snapshot first if the file is gone)`,
+      );
+    }
+  }
+
+  /**
+   * Copies every WAL frame into the database file and truncates the WAL (PRAGMA
+   * wal_checkpoint(TRUNCATE)). Null when that worked; else why not (disk full, a reader
+   * holding the WAL). The WAL still holds every committed write either way: nothing is lost,
+   * but the next start depends on the -wal file being there.
+   */
+  checkpoint(): string | null {
+    try {
+      const row = this.db
+        .query<{ busy: number; log: number; checkpointed: number }, []>(
+          "PRAGMA wal_checkpoint(TRUNCATE)",
+        )
+        .get();
+      if (row === null) return null;
+      if (row.busy !== 0) {
+        return `busy: ${row.checkpointed} of ${row.log} WAL frames copied (another connection holds the database)`;
+      }
+      if (row.log !== -1 && row.checkpointed !== row.log) {
+        return `${row.checkpointed} of ${row.log} WAL frames copied`;
+      }
+      return null;
+    } catch (error) {
+      return describeCause(error);
+    }
+  }
+
   close(): void {
+    // -1 once closed: a second close() must not close a descriptor number reused meanwhile.
+    if (this.identityFd !== -1) closeSync(this.identityFd);
+    this.identityFd = -1;
     this.db.close();
   }
 
@@ -425,6 +494,8 @@ export class Store {
    * (locked, disk full, a CHECK that validation should have caught) becomes an `io` error.
    */
   private write<T>(action: string, run: () => T): T {
+    // Before the commit, not after: a write into a deleted file must not even be attempted.
+    this.checkFileIdentity();
     try {
       return run();
     } catch (error) {

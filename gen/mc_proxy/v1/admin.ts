@@ -216,7 +216,8 @@ export interface RouteStats {
   bytesDown: number;
   /**
    * Ended connections by end reason: blocked, limit, not_trusted, bad_proxy_header, no_sni,
-   * no_route, bad_hello, hello_timeout, dial_failed, idle_timeout, shutdown, closed (every
+   * no_route, bad_hello, hello_timeout, dial_failed, idle_timeout,
+   * header_timeout, body_timeout, shutdown, closed (every
    * reason is present, zeros included); the `outcome` of the access log line.
    */
   ends: { [key: string]: number };
