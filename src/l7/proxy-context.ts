@@ -1,5 +1,5 @@
 // What the HTTP and WebSocket handlers of one l7 session know about it and report back to it.
-import type { Agent, IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Route } from "../route/route-table.ts";
