@@ -1,0 +1,134 @@
+// What the TOML says about routes and firewall rules versus what the database holds: pure.
+import type { FirewallRule, RouteSpec } from "./types.ts";
+
+/** Routes per listener address and firewall rules: one side of a comparison. */
+export interface RoutesAndRules {
+  /** Listener addr → its routes. A listener absent here is absent on that side. */
+  listeners: ReadonlyMap<string, readonly RouteSpec[]>;
+  rules: readonly FirewallRule[];
+}
+
+/**
+ * One difference, seen from the TOML: what applying the TOML would do.
+ * - `add-listener`: a TOML listener the database does not know (a start adds it with its routes);
+ * - `add-route` / `update-route`: a TOML route missing from, or different in, the database;
+ * - `remove-route`: a database route on a TOML listener that the TOML does not have
+ *   (added through the admin API, or deleted from the TOML); only `--prune` removes it;
+ * - `add-rule` / `remove-rule`: likewise for firewall rules.
+ */
+export type Difference =
+  | { kind: "add-listener"; listener: string; toml: readonly RouteSpec[] }
+  | { kind: "add-route"; listener: string; toml: RouteSpec }
+  | { kind: "update-route"; listener: string; toml: RouteSpec; database: RouteSpec }
+  | { kind: "remove-route"; listener: string; database: RouteSpec }
+  | { kind: "add-rule"; rule: FirewallRule }
+  | { kind: "remove-rule"; rule: FirewallRule };
+
+/** True for the differences only `--prune` applies (the database has more than the TOML). */
+export function isPruneOnly(difference: Difference): boolean {
+  return difference.kind === "remove-route" || difference.kind === "remove-rule";
+}
+
+function sameRoute(a: RouteSpec, b: RouteSpec): boolean {
+  return (
+    a.hostname === b.hostname &&
+    a.backend === b.backend &&
+    a.mode === b.mode &&
+    a.tlsCert === b.tlsCert &&
+    a.tlsKey === b.tlsKey &&
+    a.backendTls === b.backendTls &&
+    a.sendProxyProtocol === b.sendProxyProtocol
+  );
+}
+
+function ruleKey(rule: FirewallRule): string {
+  return `${rule.type} ${rule.value}`;
+}
+
+/**
+ * Every difference between the TOML's routes and rules and the database's, listeners in the
+ * TOML's order and hostnames sorted within each, then rules sorted by type and value. Listeners
+ * only the database has are not compared: they are not served, and nothing in the TOML speaks
+ * for them. Hostnames and rules are compared in their canonical forms (both sides validated).
+ */
+export function diffRoutesAndRules(toml: RoutesAndRules, database: RoutesAndRules): Difference[] {
+  const differences: Difference[] = [];
+  for (const [listener, tomlRoutes] of toml.listeners) {
+    const stored = database.listeners.get(listener);
+    if (stored === undefined) {
+      differences.push({ kind: "add-listener", listener, toml: tomlRoutes });
+      continue;
+    }
+    const storedByName = new Map(stored.map((route) => [route.hostname, route]));
+    const tomlByName = new Map(tomlRoutes.map((route) => [route.hostname, route]));
+    const names = [...new Set([...tomlByName.keys(), ...storedByName.keys()])].sort();
+    for (const hostname of names) {
+      const wanted = tomlByName.get(hostname);
+      const have = storedByName.get(hostname);
+      if (wanted && !have) differences.push({ kind: "add-route", listener, toml: wanted });
+      else if (!wanted && have)
+        differences.push({ kind: "remove-route", listener, database: have });
+      else if (wanted && have && !sameRoute(wanted, have)) {
+        differences.push({ kind: "update-route", listener, toml: wanted, database: have });
+      }
+    }
+  }
+  const tomlRules = new Map(toml.rules.map((rule) => [ruleKey(rule), rule]));
+  const storedRules = new Map(database.rules.map((rule) => [ruleKey(rule), rule]));
+  const ruleKeys = [...new Set([...tomlRules.keys(), ...storedRules.keys()])].sort();
+  for (const key of ruleKeys) {
+    const wanted = tomlRules.get(key);
+    const have = storedRules.get(key);
+    if (wanted && !have) differences.push({ kind: "add-rule", rule: wanted });
+    else if (have && !wanted) differences.push({ kind: "remove-rule", rule: have });
+  }
+  return differences;
+}
+
+/** `backend=127.0.0.1:28443 mode=l4`, then only the options that are set, in TOML key names. */
+export function describeRoute(route: RouteSpec): string {
+  const parts = [`backend=${route.backend}`, `mode=${route.mode}`];
+  if (route.tlsCert !== "") parts.push(`tls_cert=${route.tlsCert}`);
+  if (route.tlsKey !== "") parts.push(`tls_key=${route.tlsKey}`);
+  if (route.backendTls) parts.push("backend_tls=true");
+  if (route.sendProxyProtocol) parts.push("send_proxy_protocol=true");
+  return parts.join(" ");
+}
+
+/** The object a difference is about: `route :443 app.example.com`, `firewall rule ip 1.2.3.4`. */
+export function differenceObject(difference: Difference): string {
+  switch (difference.kind) {
+    case "add-listener":
+      return `listener ${difference.listener}`;
+    case "add-route":
+      return `route ${difference.listener} ${difference.toml.hostname}`;
+    case "update-route":
+      return `route ${difference.listener} ${difference.toml.hostname}`;
+    case "remove-route":
+      return `route ${difference.listener} ${difference.database.hostname}`;
+    case "add-rule":
+    case "remove-rule":
+      return `firewall rule ${ruleKey(difference.rule)}`;
+  }
+}
+
+/** What each side says about the object: `{ toml, database }`, "absent" for a missing side. */
+export function differenceSides(difference: Difference): { toml: string; database: string } {
+  switch (difference.kind) {
+    case "add-listener":
+      return {
+        toml: `${difference.toml.length} route${difference.toml.length === 1 ? "" : "s"}`,
+        database: "absent",
+      };
+    case "add-route":
+      return { toml: describeRoute(difference.toml), database: "absent" };
+    case "update-route":
+      return { toml: describeRoute(difference.toml), database: describeRoute(difference.database) };
+    case "remove-route":
+      return { toml: "absent", database: describeRoute(difference.database) };
+    case "add-rule":
+      return { toml: "present", database: "absent" };
+    case "remove-rule":
+      return { toml: "absent", database: "present" };
+  }
+}
