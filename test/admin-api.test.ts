@@ -451,6 +451,7 @@ describe("start-up failures name what is wrong", () => {
       clientCa: kind === "noCa" ? "/nonexistent/ca.pem" : certs.ca,
       clientCert: "",
       clientKey: "",
+      serverCa: "",
     };
     const error = await startAdminServer({
       grpc: grpcConfig,
@@ -558,6 +559,7 @@ describe("without client_ca", () => {
       clientCa: "",
       clientCert: "",
       clientKey: "",
+      serverCa: "",
     });
     expect(options).toMatchObject({ ca: selfSigned.cert, cert: undefined, key: undefined });
     const client = AdminClient.connect(options);

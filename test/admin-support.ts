@@ -107,6 +107,7 @@ export async function startAdminFixture(
       clientCa: certs.ca,
       clientCert: "",
       clientKey: "",
+      serverCa: "",
       ...options.grpc,
     },
     store,

@@ -24,8 +24,13 @@ export const snapshotCommand = defineCommand({
       type: "string",
       alias: "o",
       description:
-        "where to write; default <dir of database.path>/backups/mc-proxy-<UTC yyyymmddThhmmssZ>.db. Never overwritten",
+        "where to write; default <dir of database.path>/backups/mc-proxy-<UTC yyyymmddThhmmssZ>.db. An existing file is refused unless --force",
       valueHint: "path",
+    },
+    force: {
+      type: "boolean",
+      description: "replace an existing file at the -o path (the old one stays whole until the new copy is complete)",
+      default: false,
     },
   },
   async run({ args }) {
@@ -35,7 +40,7 @@ export const snapshotCommand = defineCommand({
     const destination = resolve(args.output || defaultSnapshotPath(databasePath, new Date()));
     try {
       // Read-only and without migrations: a backup must not change what it copies.
-      snapshotDatabaseFile(databasePath, destination);
+      snapshotDatabaseFile(databasePath, destination, { overwrite: args.force });
     } catch (error) {
       if (!(error instanceof StoreError)) throw error;
       // An -o that names an existing file is the user's mistake; a clash on the default name

@@ -80,6 +80,7 @@ test("the SPEC §2 example parses into the exact Config", () => {
       clientCa: "/srv/mc-proxy/certs/ca.pem",
       clientCert: "/srv/mc-proxy/certs/admin.pem",
       clientKey: "/srv/mc-proxy/certs/admin-key.pem",
+      serverCa: "",
     },
     firewall: {
       geoipDb: "/srv/mc-proxy/GeoLite2-Country.mmdb",
@@ -196,6 +197,7 @@ backend_ca = "ca/backends.pem"
       clientCa: "",
       clientCert: "",
       clientKey: "",
+      serverCa: "",
     },
     firewall: {
       geoipDb: "/etc/geo/Country.mmdb",

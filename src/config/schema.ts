@@ -21,7 +21,7 @@ export const CONFIG_KEYS = {
     "backend_tls",
     "send_proxy_protocol",
   ],
-  grpc: ["addr", "tls_cert", "tls_key", "client_ca", "client_cert", "client_key"],
+  grpc: ["addr", "tls_cert", "tls_key", "client_ca", "client_cert", "client_key", "server_ca"],
   firewall: ["geoip_db", "blocked_ips", "blocked_cidrs", "blocked_countries"],
   metrics: ["addr"],
   proxy: ["connect_timeout", "hello_timeout", "idle_timeout", "shutdown_timeout", "backend_ca"],
@@ -52,6 +52,7 @@ export const DEFAULTS = {
     client_ca: "",
     client_cert: "",
     client_key: "",
+    server_ca: "",
   },
   firewall: {
     geoip_db: "",

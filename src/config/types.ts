@@ -51,6 +51,11 @@ export interface GrpcConfig {
   /** Used by `status` and `mcproxyctl -c`; the server ignores them. */
   clientCert: string;
   clientKey: string;
+  /**
+   * Used by `status` and `mcproxyctl -c` only: the PEM CA that signs `tlsCert`. "" = `clientCa`
+   * when set, else `tlsCert` itself when self-signed, else the system store.
+   */
+  serverCa: string;
 }
 
 export interface FirewallConfig {

@@ -7,9 +7,10 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
+  renameSync,
   unlinkSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { describeCause, describeCurrentUser, StoreError } from "./errors.ts";
 
 const BUSY_TIMEOUT_MS = 5000;
@@ -48,7 +49,7 @@ function claimDestination(destination: string): void {
     if ((error as { code?: unknown }).code === "EEXIST") {
       throw new StoreError(
         "already_exists",
-        `snapshot ${destination} already exists: refusing to overwrite it (choose another path with -o)`,
+        `snapshot ${destination} already exists: refusing to overwrite it (add --force to replace it, or choose another path with -o)`,
         { cause: error },
       );
     }
@@ -110,7 +111,11 @@ export function snapshotDatabase(db: Database, databasePath: string, destination
  * Opens read-only: it never creates a database, never runs migrations (the copy has whatever
  * schema the file has, even one newer than this binary), and cannot change the source.
  */
-export function snapshotDatabaseFile(databasePath: string, destination: string): void {
+export function snapshotDatabaseFile(
+  databasePath: string,
+  destination: string,
+  options: { overwrite?: boolean } = {},
+): void {
   if (!existsSync(databasePath)) {
     throw new StoreError(
       "not_found",
@@ -130,8 +135,34 @@ export function snapshotDatabaseFile(databasePath: string, destination: string):
   try {
     // A reader can still meet a lock briefly (WAL recovery, a checkpoint that resets the log).
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    snapshotDatabase(db, databasePath, destination);
+    if (options.overwrite) replaceWithSnapshot(db, databasePath, destination);
+    else snapshotDatabase(db, databasePath, destination);
   } finally {
     db.close();
+  }
+}
+
+/**
+ * `snapshot --force`: the copy is written beside `destination` under a fresh name and renamed
+ * over it once complete and on disk, so the old file stays whole until the new one replaces it
+ * (rename(2) is atomic within a directory).
+ */
+function replaceWithSnapshot(db: Database, databasePath: string, destination: string): void {
+  const partial = join(dirname(destination), `.${basename(destination)}.${process.pid}.partial`);
+  snapshotDatabase(db, databasePath, partial);
+  try {
+    renameSync(partial, destination);
+    syncToDisk(destination);
+  } catch (error) {
+    try {
+      unlinkSync(partial);
+    } catch {
+      // Already gone; the rename's error is the one to report.
+    }
+    throw new StoreError(
+      "io",
+      `snapshot ${destination}: cannot replace it: ${describeCause(error)} (running as ${describeCurrentUser()})`,
+      { cause: error },
+    );
   }
 }
