@@ -38,5 +38,7 @@ export function connectHint(error: AdminCallError, source: ConnectionSource): st
 export function withConnectHint(error: unknown, source: ConnectionSource): unknown {
   if (!(error instanceof AdminCallError)) return error;
   const hint = connectHint(error, source);
-  return hint === null ? error : new AdminCallError(error.rpc, error.code, `${error.details}; ${hint}`);
+  return hint === null
+    ? error
+    : new AdminCallError(error.rpc, error.code, `${error.details}; ${hint}`);
 }

@@ -29,7 +29,8 @@ export const snapshotCommand = defineCommand({
     },
     force: {
       type: "boolean",
-      description: "replace an existing file at the -o path (the old one stays whole until the new copy is complete)",
+      description:
+        "replace an existing file at the -o path (the old one stays whole until the new copy is complete)",
       default: false,
     },
   },

@@ -59,7 +59,8 @@ export function connectOptionsFromFlags(flags: ConnectionFlags): AdminConnectOpt
   const addr = flags.addr || base.addr;
   const ca = flags.ca || base.ca || "";
   if (!addr) throw new UsageError("--addr <host:port> (or -c <config>) is required");
-  if (!ca && !base.systemTrust) throw new UsageError("--ca <path> (or -c <config>) is required to verify the server");
+  if (!ca && !base.systemTrust)
+    throw new UsageError("--ca <path> (or -c <config>) is required to verify the server");
   const systemTrust = !flags.ca && base.systemTrust === true;
   return { addr, ca, systemTrust, cert: flags.cert || base.cert, key: flags.key || base.key };
 }

@@ -1,0 +1,87 @@
+// `mc-proxy config export -c <config>`: the database's routes and firewall rules as TOML.
+import { defineCommand } from "citty";
+import { loadConfig } from "../../config/load-config.ts";
+import type { RouteSpec } from "../../config/types.ts";
+import { readDatabaseContents, StoreError } from "../../store/index.ts";
+import { RuntimeError } from "../errors.ts";
+
+/** A TOML basic string: JSON's escapes are TOML's (\", \\, \n, \uXXXX). */
+function tomlString(text: string): string {
+  return JSON.stringify(text);
+}
+
+function tomlStrings(values: readonly string[]): string {
+  return `[${values.map(tomlString).join(", ")}]`;
+}
+
+/** A route's keys, leaving out those at their default (as a person would write it). */
+function routeLines(route: RouteSpec): string[] {
+  const lines = [
+    `hostname = ${tomlString(route.hostname)}`,
+    `backend = ${tomlString(route.backend)}`,
+  ];
+  if (route.mode !== "l4") lines.push(`mode = ${tomlString(route.mode)}`);
+  if (route.tlsCert !== "") lines.push(`tls_cert = ${tomlString(route.tlsCert)}`);
+  if (route.tlsKey !== "") lines.push(`tls_key = ${tomlString(route.tlsKey)}`);
+  if (route.backendTls) lines.push("backend_tls = true");
+  if (route.sendProxyProtocol) lines.push("send_proxy_protocol = true");
+  return lines;
+}
+
+export const configExportCommand = defineCommand({
+  meta: {
+    name: "export",
+    description:
+      "Print the database's listeners, routes and firewall rules as TOML (read-only), to bring changes made through the admin API into the config",
+  },
+  args: {
+    config: {
+      type: "string",
+      alias: "c",
+      required: true,
+      description: "config file",
+      valueHint: "path",
+    },
+  },
+  async run({ args }) {
+    const config = loadConfig(args.config);
+    const path = config.database.path;
+    let contents: ReturnType<typeof readDatabaseContents>;
+    try {
+      contents = readDatabaseContents(path);
+    } catch (error) {
+      if (error instanceof StoreError) throw new RuntimeError(error.message, { cause: error });
+      throw error;
+    }
+    if (contents === null) {
+      throw new RuntimeError(
+        `database ${path} does not exist: nothing to export (the first start seeds it from the TOML)`,
+      );
+    }
+    const out = [
+      `# Routes and firewall rules of the database ${path}, as \`mc-proxy config export\` printed them.`,
+      "# Listener settings other than routes, and every other section, are the TOML's alone: copy",
+      "# the routes and blocked_* lists into the config, or diff them against it.",
+      "",
+      "[database]",
+      `path = ${tomlString(path)}`,
+    ];
+    for (const [addr, routes] of contents.listeners) {
+      out.push("", "[[listeners]]", `addr = ${tomlString(addr)}`);
+      for (const route of routes) {
+        out.push("", "  [[listeners.routes]]", ...routeLines(route).map((line) => `  ${line}`));
+      }
+    }
+    const byType = (type: string) =>
+      contents.rules.filter((rule) => rule.type === type).map((rule) => rule.value);
+    const countries = byType("country");
+    out.push("", "[firewall]");
+    // Needed for the file to load when it blocks countries; the path is the config's.
+    if (countries.length > 0 && config.firewall.geoipDb !== "")
+      out.push(`geoip_db = ${tomlString(config.firewall.geoipDb)}`);
+    out.push(`blocked_ips = ${tomlStrings(byType("ip"))}`);
+    out.push(`blocked_cidrs = ${tomlStrings(byType("cidr"))}`);
+    out.push(`blocked_countries = ${tomlStrings(countries)}`);
+    process.stdout.write(`${out.join("\n")}\n`);
+  },
+});
