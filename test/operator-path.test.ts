@@ -303,9 +303,14 @@ describe("6: the RUNBOOK is true to the code", () => {
     expect(runbook).not.toContain(
       "needs `[firewall] geoip_db` in the config (else `INVALID_ARGUMENT`)",
     );
-    expect(runbook).toContain("(else `FAILED_PRECONDITION`)");
-    expect(runbook).not.toContain("missing or corrupt file stops mc-proxy\nwith exit 1");
-    expect(runbook).toContain("`database.path is required`");
+    expect(runbook).toContain("(else `FAILED_PRECONDITION`, exit 1");
+    expect(runbook).not.toContain(
+      "1 anything else at start (database, GeoIP file, certificate, address in use)",
+    );
+    expect(runbook).toContain(
+      "an l7 route whose certificate cannot be read or does not match its key",
+    );
+    expect(runbook).toContain("mc-proxy.toml: database.path is required` (exit 2)");
   });
 });
 
