@@ -3,11 +3,13 @@
 // (.dev/mc-proxy.db) is kept across runs; `bun run dev --fresh` starts it over from the TOML.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dir, "..");
 const DIR = resolve(process.env.MC_PROXY_DEV_DIR ?? join(ROOT, ".dev"));
 const FRESH = process.argv.includes("--fresh");
+/** How the printed commands name DIR: relative to the checkout, where they are run. */
+const SHOWN_DIR = relative(ROOT, DIR) || ".";
 const PORT = Number(process.env.MC_PROXY_DEV_PORT ?? 8443);
 const ADMIN_PORT = Number(process.env.MC_PROXY_DEV_ADMIN_PORT ?? 9090);
 const BACKEND_PORT = Number(process.env.MC_PROXY_DEV_BACKEND_PORT ?? 18443);
@@ -158,6 +160,7 @@ client_key = "admin-client-key.pem"
 `,
 );
 const database = join(DIR, "mc-proxy.db");
+const databaseState = FRESH ? "started over" : existsSync(database) ? "kept" : "new";
 if (FRESH) {
   for (const suffix of ["", "-wal", "-shm"]) rmSync(`${database}${suffix}`, { force: true });
 } else if (existsSync(database)) {
@@ -174,11 +177,11 @@ if (FRESH) {
 }
 
 console.error(`
-mc-proxy dev: listener 127.0.0.1:${PORT}, admin API 127.0.0.1:${ADMIN_PORT} (mTLS), database ${FRESH ? "started over" : "kept"} (--fresh starts over)
-  try:  curl --cacert .dev/ca.pem https://alpha.localhost:${PORT}/
-        curl --cacert .dev/ca.pem https://beta.localhost:${PORT}/
-        bun src/cmd/mc-proxy.ts status -c .dev/mc-proxy.toml
-        bun src/cmd/mcproxyctl.ts routes list -c .dev/mc-proxy.toml
+mc-proxy dev: listener 127.0.0.1:${PORT}, admin API 127.0.0.1:${ADMIN_PORT} (mTLS), database ${databaseState} (--fresh starts over)
+  try:  curl --cacert ${SHOWN_DIR}/ca.pem https://alpha.localhost:${PORT}/
+        curl --cacert ${SHOWN_DIR}/ca.pem https://beta.localhost:${PORT}/
+        bun src/cmd/mc-proxy.ts status -c ${SHOWN_DIR}/mc-proxy.toml
+        bun src/cmd/mcproxyctl.ts routes list -c ${SHOWN_DIR}/mc-proxy.toml
   (*.localhost resolves to 127.0.0.1 in curl) Ctrl-C stops everything.
 `);
 const proxy = Bun.spawn(
