@@ -614,7 +614,7 @@ test.each([
   [
     "unknown grpc key",
     `${LISTENER}${GRPC}ca = "x"\n`,
-    'grpc: unknown key "ca" (allowed: addr, tls_cert, tls_key, client_ca, client_cert, client_key)',
+    'grpc: unknown key "ca" (allowed: addr, tls_cert, tls_key, client_ca, client_cert, client_key, server_ca)',
   ],
   ["empty [metrics]", `${LISTENER}[metrics]\n`, "metrics.addr is required"],
   [
