@@ -295,7 +295,6 @@ export class Store {
   static openForStart(path: string, options: StoreOptions = {}): PendingStore {
     const companions = [path, `${path}-wal`, `${path}-shm`];
     const existed = companions.map((file) => existsSync(file));
-    const db = openConnection(path, options);
     const removeCreated = () => {
       companions.forEach((file, i) => {
         if (existed[i]) return;
@@ -306,6 +305,13 @@ export class Store {
         }
       });
     };
+    let db: Database;
+    try {
+      db = openConnection(path, options);
+    } catch (error) {
+      removeCreated();
+      throw error;
+    }
     let store: Store;
     try {
       db.run("BEGIN IMMEDIATE");

@@ -1,12 +1,7 @@
 // `mc-proxy config apply -c <config> [--prune]`: make the database's routes and rules the TOML's.
 import { status } from "@grpc/grpc-js";
 import { defineCommand } from "citty";
-import {
-  AdminCallError,
-  type AdminClient,
-  AdminClient as Client,
-  connectOptionsFromGrpcConfig,
-} from "../../client/index.ts";
+import { AdminCallError, AdminClient, connectOptionsFromGrpcConfig } from "../../client/index.ts";
 import {
   type Difference,
   describeRoute,
@@ -99,7 +94,7 @@ export const configApplyCommand = defineCommand({
   async run({ args }) {
     const config = loadConfig(args.config);
     if (config.grpc) {
-      const client = Client.connect(connectOptionsFromGrpcConfig(config.grpc));
+      const client = AdminClient.connect(connectOptionsFromGrpcConfig(config.grpc));
       try {
         await client.status();
         await applyThroughApi(config, client, args.prune);
