@@ -314,6 +314,20 @@ describe("6: the RUNBOOK is true to the code", () => {
   });
 });
 
+/** A free port whose next port is free too (the dev script's backends take two in a row). */
+async function freePortPair(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freePort();
+    const probe = createServer();
+    const nextFree = await new Promise<boolean>((resolve) => {
+      probe.once("error", () => resolve(false));
+      probe.listen(port + 1, "127.0.0.1", () => probe.close(() => resolve(true)));
+    });
+    if (nextFree) return port;
+  }
+  throw new Error("no two consecutive free ports");
+}
+
 describe("7: bun run dev", () => {
   test("a taken port is one line naming it and the variable that moves it, no stack trace", async () => {
     const holder = createServer();
@@ -325,7 +339,7 @@ describe("7: bun run dev", () => {
         MC_PROXY_DEV_DIR: dir("mc-proxy-i17-dev-"),
         MC_PROXY_DEV_PORT: String(port),
         MC_PROXY_DEV_ADMIN_PORT: String(await freePort()),
-        MC_PROXY_DEV_BACKEND_PORT: String(await freePort()),
+        MC_PROXY_DEV_BACKEND_PORT: String(await freePortPair()),
       });
       expect(result.code).toBe(1);
       expect(result.stderr).toBe(
@@ -342,7 +356,7 @@ describe("7: bun run dev", () => {
       MC_PROXY_DEV_DIR: devDir,
       MC_PROXY_DEV_PORT: String(await freePort()),
       MC_PROXY_DEV_ADMIN_PORT: String(await freePort()),
-      MC_PROXY_DEV_BACKEND_PORT: String(await freePort()),
+      MC_PROXY_DEV_BACKEND_PORT: String(await freePortPair()),
     };
     const runDev = async (args: string[] = []) => {
       const proc = Bun.spawn([process.execPath, join(ROOT, "scripts/dev.ts"), ...args], {
