@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { AdminCallError, AdminClient, connectOptionsFromGrpcConfig } from "../client/index.ts";
 import { loadConfig } from "../config/load-config.ts";
-import type { RuntimeStatus } from "../server/runtime.ts";
+import type { RuntimeStatus } from "../domain/reports.ts";
 import { withConnectHint } from "./admin-hints.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
 
@@ -69,7 +69,7 @@ export const statusCommand = defineCommand({
   async run({ args }) {
     // Checked here rather than with citty's `required`, whose error would not carry exit code 2.
     if (!args.config) throw new UsageError("status: -c <config> is required");
-    // A bad config throws ConfigError, a UsageError: exit 2.
+    // A bad config throws ConfigError (exitCode 2): exit 2.
     const config = loadConfig(args.config);
     if (config.grpc === null) {
       throw new UsageError(

@@ -1,7 +1,20 @@
 import { describe, expect, test } from "bun:test";
-import { route } from "../store/testing.ts";
+import type { FirewallRule, RouteSpec } from "../domain/types.ts";
 import { type Difference, differenceSides, diffRoutesAndRules, isPruneOnly } from "./diff.ts";
-import type { FirewallRule, RouteSpec } from "./types.ts";
+
+/** An l4 route with every option off, unless overridden. */
+function route(hostname: string, backend: string, extra: Partial<RouteSpec> = {}): RouteSpec {
+  return {
+    hostname,
+    backend,
+    mode: "l4",
+    tlsCert: "",
+    tlsKey: "",
+    backendTls: false,
+    sendProxyProtocol: false,
+    ...extra,
+  };
+}
 
 function side(listeners: [string, RouteSpec[]][], rules: FirewallRule[] = []) {
   return { listeners: new Map(listeners), rules };

@@ -1,5 +1,7 @@
 // What the TOML says about routes and firewall rules versus what the database holds: pure.
-import type { FirewallRule, RouteSpec } from "./types.ts";
+import { ROUTE_FIELD_NAMES, ROUTE_FIELDS } from "../domain/route-fields.ts";
+import type { FirewallRule, RouteSpec } from "../domain/types.ts";
+import { DEFAULTS } from "./schema.ts";
 
 /** Routes per listener address and firewall rules: one side of a comparison. */
 export interface RoutesAndRules {
@@ -30,15 +32,26 @@ export function isPruneOnly(difference: Difference): boolean {
 }
 
 function sameRoute(a: RouteSpec, b: RouteSpec): boolean {
-  return (
-    a.hostname === b.hostname &&
-    a.backend === b.backend &&
-    a.mode === b.mode &&
-    a.tlsCert === b.tlsCert &&
-    a.tlsKey === b.tlsKey &&
-    a.backendTls === b.backendTls &&
-    a.sendProxyProtocol === b.sendProxyProtocol
-  );
+  return ROUTE_FIELD_NAMES.every((name) => a[name] === b[name]);
+}
+
+/**
+ * The route's fields besides the hostname, as `key=value` under their TOML keys, in
+ * ROUTE_FIELDS order: the required ones always, `mode` always (l4 or l7 is what an operator
+ * reads first), the others only when not at their default.
+ */
+export function routeFieldsText(route: RouteSpec): string[] {
+  const defaults: Record<string, unknown> = DEFAULTS.route;
+  const parts: string[] = [];
+  for (const name of ROUTE_FIELD_NAMES) {
+    if (name === "hostname") continue;
+    const field = ROUTE_FIELDS[name];
+    const value = route[name];
+    if (field.required || name === "mode" || value !== defaults[field.key]) {
+      parts.push(`${field.key}=${String(value)}`);
+    }
+  }
+  return parts;
 }
 
 function ruleKey(rule: FirewallRule): string {
@@ -87,12 +100,7 @@ export function diffRoutesAndRules(toml: RoutesAndRules, database: RoutesAndRule
 
 /** `backend=127.0.0.1:28443 mode=l4`, then only the options that are set, in TOML key names. */
 export function describeRoute(route: RouteSpec): string {
-  const parts = [`backend=${route.backend}`, `mode=${route.mode}`];
-  if (route.tlsCert !== "") parts.push(`tls_cert=${route.tlsCert}`);
-  if (route.tlsKey !== "") parts.push(`tls_key=${route.tlsKey}`);
-  if (route.backendTls) parts.push("backend_tls=true");
-  if (route.sendProxyProtocol) parts.push("send_proxy_protocol=true");
-  return parts.join(" ");
+  return routeFieldsText(route).join(" ");
 }
 
 /** The object a difference is about: `route :443 app.example.com`, `firewall rule ip 1.2.3.4`. */

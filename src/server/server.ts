@@ -7,18 +7,18 @@ import {
   isPruneOnly,
 } from "../config/diff.ts";
 import { loadConfig } from "../config/load-config.ts";
-import type { Config, FirewallRule, RouteSpec } from "../config/types.ts";
+import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { backendTrust } from "../l7/backend-trust.ts";
-import { CertificateError, loadRouteCertificate } from "../l7/certificates.ts";
 import type { Logger } from "../log/logger.ts";
 import { startMetricsServer } from "../metrics/server.ts";
 import { descriptorBudget, openFileLimit } from "../net/descriptor-cap.ts";
 import { type RunningListener, startListener } from "../net/listener.ts";
 import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
+import { CertificateError, loadRouteCertificate } from "../runtime/certificates.ts";
+import { Runtime } from "../runtime/runtime.ts";
 import { type ReconcileResult, Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
-import { Runtime } from "./runtime.ts";
 
 export interface RunningServer {
   runtime: Runtime;

@@ -2,7 +2,8 @@
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import type { RoutesAndRules } from "../config/diff.ts";
-import type { FirewallRule, RouteSpec } from "../config/types.ts";
+import { ROUTE_FIELD_KEYS } from "../domain/route-fields.ts";
+import type { FirewallRule, RouteSpec } from "../domain/types.ts";
 import { describeCause, describeCurrentUser, StoreError } from "./errors.ts";
 import { SCHEMA_VERSION } from "./migrations.ts";
 import { type RouteRow, toRoute } from "./store.ts";
@@ -52,8 +53,7 @@ export function readDatabaseContents(path: string): DatabaseContents | null {
       }
       const routes = db
         .query<RouteRow & { listener_addr: string }, []>(
-          `SELECT listener_addr, hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol
-           FROM routes ORDER BY listener_addr, hostname`,
+          `SELECT listener_addr, ${ROUTE_FIELD_KEYS.join(", ")} FROM routes ORDER BY listener_addr, hostname`,
         )
         .all();
       for (const row of routes) listeners.get(row.listener_addr)?.push(toRoute(row));

@@ -10,8 +10,8 @@ import {
   isPruneOnly,
 } from "../../config/diff.ts";
 import { loadConfig } from "../../config/load-config.ts";
-import type { Config, RouteSpec } from "../../config/types.ts";
-import { CertificateError, loadRouteCertificate } from "../../l7/certificates.ts";
+import type { Config, RouteSpec } from "../../domain/types.ts";
+import { CertificateError, loadRouteCertificate } from "../../runtime/certificates.ts";
 import { Store, StoreError } from "../../store/index.ts";
 import { withConnectHint } from "../admin-hints.ts";
 import { RuntimeError } from "../errors.ts";

@@ -1,7 +1,9 @@
 // `mc-proxy config export -c <config>`: the database's routes and firewall rules as TOML.
 import { defineCommand } from "citty";
 import { loadConfig } from "../../config/load-config.ts";
-import type { RouteSpec } from "../../config/types.ts";
+import { DEFAULTS } from "../../config/schema.ts";
+import { ROUTE_FIELD_NAMES, ROUTE_FIELDS } from "../../domain/route-fields.ts";
+import type { RouteSpec } from "../../domain/types.ts";
 import { readDatabaseContents, StoreError } from "../../store/index.ts";
 import { RuntimeError } from "../errors.ts";
 
@@ -14,17 +16,18 @@ function tomlStrings(values: readonly string[]): string {
   return `[${values.map(tomlString).join(", ")}]`;
 }
 
-/** A route's keys, leaving out those at their default (as a person would write it). */
+/** A route's keys in ROUTE_FIELDS order, leaving out those at their default (as a person writes it). */
 function routeLines(route: RouteSpec): string[] {
-  const lines = [
-    `hostname = ${tomlString(route.hostname)}`,
-    `backend = ${tomlString(route.backend)}`,
-  ];
-  if (route.mode !== "l4") lines.push(`mode = ${tomlString(route.mode)}`);
-  if (route.tlsCert !== "") lines.push(`tls_cert = ${tomlString(route.tlsCert)}`);
-  if (route.tlsKey !== "") lines.push(`tls_key = ${tomlString(route.tlsKey)}`);
-  if (route.backendTls) lines.push("backend_tls = true");
-  if (route.sendProxyProtocol) lines.push("send_proxy_protocol = true");
+  const defaults: Record<string, unknown> = DEFAULTS.route;
+  const lines: string[] = [];
+  for (const name of ROUTE_FIELD_NAMES) {
+    const field = ROUTE_FIELDS[name];
+    const value = route[name];
+    if (!field.required && value === defaults[field.key]) continue;
+    lines.push(
+      `${field.key} = ${typeof value === "boolean" ? String(value) : tomlString(String(value))}`,
+    );
+  }
   return lines;
 }
 

@@ -5,7 +5,7 @@ import {
   differenceObject,
   type RoutesAndRules,
 } from "../../config/diff.ts";
-import type { Config } from "../../config/types.ts";
+import type { Config } from "../../domain/types.ts";
 
 /** The TOML's routes per listener and its firewall rules, as the diff compares them. */
 export function tomlSide(config: Config): RoutesAndRules {

@@ -1,28 +1,15 @@
 // The running proxy's swappable state: route tables per listener and the compiled firewall.
-import type { Config, FirewallRule, RouteSpec } from "../config/types.ts";
+import type { ListenerStatus, RuntimeStatus } from "../domain/reports.ts";
+import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import { Firewall } from "../firewall/firewall.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { FirewallHits } from "../firewall/hits.ts";
 import type { IpAddress } from "../ip/ip.ts";
 import type { Logger } from "../log/logger.ts";
-import type { Connection } from "../net/connection.ts";
-import { ListenerState } from "../net/listener-state.ts";
-import type { ProxyEnv } from "../net/proxy-env.ts";
 import { RouteTable } from "../route/route-table.ts";
-
-export interface ListenerStatus {
-  addr: string;
-  routeCount: number;
-  activeConnections: number;
-  proxyProtocol: boolean;
-}
-
-export interface RuntimeStatus {
-  version: string;
-  startedAt: Date;
-  totalConnections: number;
-  listeners: ListenerStatus[];
-}
+import { CertificateCache } from "./certificates.ts";
+import { ListenerState } from "./listener-state.ts";
+import type { OpenConnection, ProxyEnv } from "./proxy-env.ts";
 
 /**
  * Holds what the connection path reads: it never queries the database. The admin API
@@ -35,6 +22,9 @@ export class Runtime {
   private readonly listeners = new Map<string, ListenerState>();
   private geoip: GeoIpDatabase | null;
   private rules: FirewallRule[];
+  /** l7 certificates by path, so a route change loads only what is new or changed on disk. */
+  readonly certificates = new CertificateCache();
+  private readonly secureContexts = (spec: RouteSpec) => this.certificates.forRoute(spec);
 
   constructor(options: {
     config: Config;
@@ -56,12 +46,12 @@ export class Runtime {
       timeouts: options.config.proxy,
       descriptorBudget: options.descriptorBudget ?? Number.POSITIVE_INFINITY,
       descriptorsInUse: 0,
-      open: new Set<Connection>(),
+      open: new Set<OpenConnection>(),
       onConnectionEnd: null,
     };
     for (const spec of options.config.listeners) {
       const routes = options.routes.get(spec.addr) ?? spec.routes;
-      this.listeners.set(spec.addr, new ListenerState({ ...spec, routes }));
+      this.listeners.set(spec.addr, new ListenerState({ ...spec, routes }, this.secureContexts));
     }
   }
 
@@ -97,7 +87,19 @@ export class Runtime {
   replaceRoutes(addr: string, routes: RouteSpec[]): void {
     const state = this.listeners.get(addr);
     if (!state) throw new Error(`unknown listener ${JSON.stringify(addr)}`);
-    state.routes = new RouteTable(routes);
+    state.routes = new RouteTable(routes, this.secureContexts);
+    const inUse: RouteSpec[] = [];
+    for (const listener of this.listeners.values()) inUse.push(...listener.routes.routes);
+    this.certificates.retainOnly(inUse);
+  }
+
+  /**
+   * Loads an l7 route's certificate into the cache, so a change can be refused before it
+   * commits; throws a CertificateError naming the route and the path. The replaceRoutes that
+   * follows takes it from the cache.
+   */
+  checkRouteCertificate(route: RouteSpec): void {
+    if (route.mode === "l7") this.certificates.forRoute(route);
   }
 
   /**
