@@ -276,6 +276,10 @@ describe("the original RUNBOOK, in order", () => {
     expect((listed.routes as Record<string, unknown>[])[0]).toEqual({
       hostname: "metacircular.net",
       backend: `127.0.0.1:${backendA.port}`,
+      backends: [{ addr: `127.0.0.1:${backendA.port}`, weight: 1 }],
+      balance: "least_connections",
+      healthCheck: "none",
+      healthCheckPath: "",
       mode: "l4",
       tlsCert: "",
       tlsKey: "",

@@ -1,18 +1,29 @@
 import { describe, expect, test } from "bun:test";
 import type { FirewallRule, RouteSpec } from "../domain/types.ts";
-import { type Difference, differenceSides, diffRoutesAndRules, isPruneOnly } from "./diff.ts";
+import {
+  type Difference,
+  describeRoute,
+  differenceSides,
+  diffRoutesAndRules,
+  isPruneOnly,
+} from "./diff.ts";
 
-/** An l4 route with every option off, unless overridden. */
+/** An l4 route with one backend and every option off, unless overridden. */
 function route(hostname: string, backend: string, extra: Partial<RouteSpec> = {}): RouteSpec {
+  const backends = extra.backends ?? [{ addr: backend, weight: 1 }];
   return {
     hostname,
-    backend,
+    backends,
+    balance: "least_connections",
+    healthCheck: "none",
+    healthCheckPath: "",
     mode: "l4",
     tlsCert: "",
     tlsKey: "",
     backendTls: false,
     sendProxyProtocol: false,
     ...extra,
+    backend: backends[0]?.addr ?? backend,
   };
 }
 
@@ -42,6 +53,21 @@ describe("diffRoutesAndRules", () => {
       "send_proxy_protocol",
       route("a.example.com", "127.0.0.1:1"),
       route("a.example.com", "127.0.0.1:1", { sendProxyProtocol: true }),
+    ],
+    [
+      "backend weight",
+      route("a.example.com", "", {
+        backends: [
+          { addr: "127.0.0.1:1", weight: 1 },
+          { addr: "127.0.0.1:2", weight: 1 },
+        ],
+      }),
+      route("a.example.com", "", {
+        backends: [
+          { addr: "127.0.0.1:1", weight: 1 },
+          { addr: "127.0.0.1:2", weight: 3 },
+        ],
+      }),
     ],
     [
       "mode and certificates",
@@ -88,4 +114,19 @@ describe("diffRoutesAndRules", () => {
     ]);
     expect(differences.map(isPruneOnly)).toEqual([false, true, false, true, false]);
   });
+});
+
+test("describeRoute: one backend as backend=, several with their weights, options only when set", () => {
+  expect(describeRoute(route("a.example.com", "127.0.0.1:1"))).toBe("backend=127.0.0.1:1 mode=l4");
+  expect(
+    describeRoute(
+      route("a.example.com", "", {
+        backends: [
+          { addr: "127.0.0.1:1", weight: 1 },
+          { addr: "127.0.0.1:2", weight: 3 },
+        ],
+        sendProxyProtocol: true,
+      }),
+    ),
+  ).toBe("backends=127.0.0.1:1*1,127.0.0.1:2*3 mode=l4 send_proxy_protocol=true");
 });

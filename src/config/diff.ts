@@ -1,6 +1,6 @@
 // What the TOML says about routes and firewall rules versus what the database holds: pure.
 import { ROUTE_FIELD_NAMES, ROUTE_FIELDS } from "../domain/route-fields.ts";
-import type { FirewallRule, RouteSpec } from "../domain/types.ts";
+import type { BackendSpec, FirewallRule, RouteSpec } from "../domain/types.ts";
 import { DEFAULTS } from "./schema.ts";
 
 /** Routes per listener address and firewall rules: one side of a comparison. */
@@ -31,21 +31,51 @@ export function isPruneOnly(difference: Difference): boolean {
   return difference.kind === "remove-route" || difference.kind === "remove-rule";
 }
 
+function sameBackends(a: readonly BackendSpec[], b: readonly BackendSpec[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((backend, i) => backend.addr === b[i]!.addr && backend.weight === b[i]!.weight)
+  );
+}
+
 function sameRoute(a: RouteSpec, b: RouteSpec): boolean {
-  return ROUTE_FIELD_NAMES.every((name) => a[name] === b[name]);
+  return ROUTE_FIELD_NAMES.every((name) =>
+    ROUTE_FIELDS[name].kind === "backends"
+      ? sameBackends(a.backends, b.backends)
+      : a[name] === b[name],
+  );
+}
+
+/** One backend at weight 1: what `backend = "…"` says alone. */
+export function isSingleBackend(route: RouteSpec): boolean {
+  return route.backends.length === 1 && route.backends[0]!.weight === 1;
 }
 
 /**
  * The route's fields besides the hostname, as `key=value` under their TOML keys, in
- * ROUTE_FIELDS order: the required ones always, `mode` always (l4 or l7 is what an operator
- * reads first), the others only when not at their default.
+ * ROUTE_FIELDS order: the backend (`backend=addr` for one at weight 1, else
+ * `backends=addr*weight,…`), `mode` always (l4 or l7 is what an operator reads first), the
+ * others only when not at their default.
  */
 export function routeFieldsText(route: RouteSpec): string[] {
   const defaults: Record<string, unknown> = DEFAULTS.route;
+  const single = isSingleBackend(route);
   const parts: string[] = [];
   for (const name of ROUTE_FIELD_NAMES) {
     if (name === "hostname") continue;
     const field = ROUTE_FIELDS[name];
+    // One backend reads as `backend=addr`; several as `backends=addr*weight,…`.
+    if (name === "backend") {
+      if (single) parts.push(`backend=${route.backend}`);
+      continue;
+    }
+    if (field.kind === "backends") {
+      if (!single) {
+        const list = route.backends.map((backend) => `${backend.addr}*${backend.weight}`);
+        parts.push(`backends=${list.join(",")}`);
+      }
+      continue;
+    }
     const value = route[name];
     if (field.required || name === "mode" || value !== defaults[field.key]) {
       parts.push(`${field.key}=${String(value)}`);

@@ -17,7 +17,16 @@ export const CONFIG_KEYS = {
   grpc: ["addr", "tls_cert", "tls_key", "client_ca", "client_cert", "client_key", "server_ca"],
   firewall: ["geoip_db", "blocked_ips", "blocked_cidrs", "blocked_countries"],
   metrics: ["addr"],
-  proxy: ["connect_timeout", "hello_timeout", "idle_timeout", "shutdown_timeout", "backend_ca"],
+  proxy: [
+    "connect_timeout",
+    "hello_timeout",
+    "idle_timeout",
+    "shutdown_timeout",
+    "health_check_interval",
+    "health_check_timeout",
+    "backend_hold_down",
+    "backend_ca",
+  ],
 } as const;
 
 /**
@@ -35,6 +44,9 @@ export const DEFAULTS = {
     max_connections_per_ip: 0,
   },
   route: {
+    balance: "least_connections",
+    health_check: "none",
+    health_check_path: "",
     mode: "l4",
     tls_cert: "",
     tls_key: "",
@@ -58,6 +70,9 @@ export const DEFAULTS = {
     hello_timeout: "10s",
     idle_timeout: "300s",
     shutdown_timeout: "30s",
+    health_check_interval: "5s",
+    health_check_timeout: "2s",
+    backend_hold_down: "10s",
     backend_ca: "",
   },
 } as const;

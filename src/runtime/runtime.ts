@@ -1,12 +1,12 @@
 // The running proxy's swappable state: route tables per listener and the compiled firewall.
-import type { ListenerStatus, RuntimeStatus } from "../domain/reports.ts";
-import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
+import type { DownBackend, ListenerStatus, RuntimeStatus } from "../domain/reports.ts";
+import { type Config, type FirewallRule, ParsedListener, type RouteSpec } from "../domain/types.ts";
 import { Firewall } from "../firewall/firewall.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { FirewallHits } from "../firewall/hits.ts";
 import type { IpAddress } from "../ip/ip.ts";
 import type { Logger } from "../log/logger.ts";
-import { RouteTable } from "../route/route-table.ts";
+import type { RouteTable } from "../route/route-table.ts";
 import { CertificateCache } from "./certificates.ts";
 import { ListenerState } from "./listener-state.ts";
 import type { OpenConnection, ProxyEnv } from "./proxy-env.ts";
@@ -27,6 +27,7 @@ export class Runtime {
   private readonly secureContexts = (spec: RouteSpec) => this.certificates.forRoute(spec);
 
   constructor(options: {
+    /** From parseConfig: its listeners carry their parsed addresses. */
     config: Config;
     routes: ReadonlyMap<string, RouteSpec[]>;
     rules: FirewallRule[];
@@ -51,7 +52,8 @@ export class Runtime {
     };
     for (const spec of options.config.listeners) {
       const routes = options.routes.get(spec.addr) ?? spec.routes;
-      this.listeners.set(spec.addr, new ListenerState({ ...spec, routes }, this.secureContexts));
+      const listener = ParsedListener.from(spec).withRoutes(routes);
+      this.listeners.set(spec.addr, new ListenerState(listener, this.secureContexts));
     }
   }
 
@@ -87,7 +89,7 @@ export class Runtime {
   replaceRoutes(addr: string, routes: RouteSpec[]): void {
     const state = this.listeners.get(addr);
     if (!state) throw new Error(`unknown listener ${JSON.stringify(addr)}`);
-    state.routes = new RouteTable(routes, this.secureContexts);
+    state.routes = state.buildRoutes(routes, this.secureContexts);
     const inUse: RouteSpec[] = [];
     for (const listener of this.listeners.values()) inUse.push(...listener.routes.routes);
     this.certificates.retainOnly(inUse);
@@ -149,8 +151,20 @@ export class Runtime {
   status(): RuntimeStatus {
     let totalConnections = 0;
     const listeners: ListenerStatus[] = [];
+    const backendsDown: DownBackend[] = [];
     for (const state of this.listeners.values()) {
       totalConnections += state.stats.total;
+      for (const route of state.routes.entries()) {
+        for (const member of route.pool.members) {
+          if (!member.up) {
+            backendsDown.push({
+              listenerAddr: state.addr,
+              hostname: route.spec.hostname,
+              backend: member.addr,
+            });
+          }
+        }
+      }
       listeners.push({
         addr: state.addr,
         routeCount: state.routes.size,
@@ -158,6 +172,12 @@ export class Runtime {
         proxyProtocol: state.spec.proxyProtocol,
       });
     }
-    return { version: this.version, startedAt: this.startedAt, totalConnections, listeners };
+    return {
+      version: this.version,
+      startedAt: this.startedAt,
+      totalConnections,
+      listeners,
+      backendsDown,
+    };
   }
 }

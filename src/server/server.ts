@@ -7,7 +7,7 @@ import {
   isPruneOnly,
 } from "../config/diff.ts";
 import { loadConfig } from "../config/load-config.ts";
-import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
+import { type Config, type FirewallRule, ParsedAddress, type RouteSpec } from "../domain/types.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { backendTrust } from "../l7/backend-trust.ts";
 import type { Logger } from "../log/logger.ts";
@@ -19,6 +19,7 @@ import { CertificateError, loadRouteCertificate } from "../runtime/certificates.
 import { Runtime } from "../runtime/runtime.ts";
 import { type ReconcileResult, Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
+import { startHealthChecks } from "./health-checks.ts";
 
 export interface RunningServer {
   runtime: Runtime;
@@ -77,7 +78,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       admin = await bindAdminServer(config.grpc);
     }
     if (config.metrics) {
-      const metrics = startMetricsServer(config.metrics.addr, runtime);
+      const address = ParsedAddress.from(config.metrics);
+      const metrics = startMetricsServer(address, runtime);
       stopMetrics = metrics.stop;
       metricsPort = metrics.port;
     }
@@ -117,7 +119,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }
   if (config.metrics) {
     logger.info("metrics listening", {
-      addr: formatBound(hostOf(config.metrics.addr) || "::", metricsPort),
+      addr: formatBound(ParsedAddress.from(config.metrics).bind.host || "::", metricsPort),
     });
   }
   const stopSweep = startDeadlineSweep(
@@ -128,6 +130,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       config.proxy.idleTimeoutMs,
     ]),
   );
+  const stopHealthChecks = startHealthChecks(runtime, config.proxy, logger);
   logger.info("mc-proxy started", { version: VERSION, listeners: running.length });
 
   let stopping: Promise<void> | null = null;
@@ -141,6 +144,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       stopAdmin,
       stopMetrics,
       stopSweep,
+      stopHealthChecks,
       store,
       logger,
     });
@@ -247,6 +251,7 @@ async function drainAndStop(options: {
   stopAdmin: (() => Promise<void>) | null;
   stopMetrics: (() => void) | null;
   stopSweep: () => void;
+  stopHealthChecks: () => void;
   store: Store;
   logger: Logger;
 }): Promise<void> {
@@ -255,6 +260,7 @@ async function drainAndStop(options: {
   const timeoutMs = options.config.proxy.shutdownTimeoutMs;
   // Stop first, log second: whoever reads the line may rely on new connections being refused.
   for (const listener of options.running) listener.stopAccepting();
+  options.stopHealthChecks();
   logger.info(`received ${options.reason}, shutting down`, {
     active: env.open.size,
     shutdown_timeout_ms: timeoutMs,

@@ -1,5 +1,6 @@
 // `mc-proxy config export -c <config>`: the database's routes and firewall rules as TOML.
 import { defineCommand } from "citty";
+import { isSingleBackend } from "../../config/diff.ts";
 import { loadConfig } from "../../config/load-config.ts";
 import { DEFAULTS } from "../../config/schema.ts";
 import { ROUTE_FIELD_NAMES, ROUTE_FIELDS } from "../../domain/route-fields.ts";
@@ -16,12 +17,29 @@ function tomlStrings(values: readonly string[]): string {
   return `[${values.map(tomlString).join(", ")}]`;
 }
 
-/** A route's keys in ROUTE_FIELDS order, leaving out those at their default (as a person writes it). */
+/**
+ * A route's keys in ROUTE_FIELDS order, leaving out those at their default (as a person writes
+ * it): `backend = "…"` for one backend at weight 1, else the `backends` list.
+ */
 function routeLines(route: RouteSpec): string[] {
   const defaults: Record<string, unknown> = DEFAULTS.route;
+  const single = isSingleBackend(route);
   const lines: string[] = [];
   for (const name of ROUTE_FIELD_NAMES) {
     const field = ROUTE_FIELDS[name];
+    if (name === "backend") {
+      if (single) lines.push(`backend = ${tomlString(route.backend)}`);
+      continue;
+    }
+    if (field.kind === "backends") {
+      if (!single) {
+        const entries = route.backends.map(
+          (backend) => `{ addr = ${tomlString(backend.addr)}, weight = ${backend.weight} }`,
+        );
+        lines.push(`backends = [${entries.join(", ")}]`);
+      }
+      continue;
+    }
     const value = route[name];
     if (!field.required && value === defaults[field.key]) continue;
     lines.push(

@@ -29,6 +29,11 @@ export const ctlStatusCommand = defineCommand({
         active_connections: listener.activeConnections,
         proxy_protocol: listener.proxyProtocol,
       })),
+      backends_down: status.backendsDown.map((down) => ({
+        listener_addr: down.listenerAddr,
+        hostname: down.hostname,
+        backend: down.backend,
+      })),
     });
   },
 });
