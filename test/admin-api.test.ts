@@ -470,6 +470,7 @@ describe("start-up failures name what is wrong", () => {
       clientCert: "",
       clientKey: "",
       insecure: false,
+      serverCa: "",
     };
     const error = await startAdminServer({
       grpc: grpcConfig,
@@ -578,6 +579,7 @@ describe("without client_ca", () => {
       clientCert: "",
       clientKey: "",
       insecure: false,
+      serverCa: "",
     });
     expect(options).toMatchObject({ ca: selfSigned.cert, cert: undefined, key: undefined });
     const client = AdminClient.connect(options);

@@ -109,6 +109,7 @@ export async function startAdminFixture(
       clientCert: "",
       clientKey: "",
       insecure: false,
+      serverCa: "",
       ...options.grpc,
     },
     store,

@@ -25,8 +25,14 @@ export const snapshotCommand = defineCommand({
       type: "string",
       alias: "o",
       description:
-        "where to write; default <dir of database.path>/backups/mc-proxy-<UTC yyyymmddThhmmssZ>.db. Never overwritten",
+        "where to write; default <dir of database.path>/backups/mc-proxy-<UTC yyyymmddThhmmssZ>.db. An existing file is refused unless --force",
       valueHint: "path",
+    },
+    force: {
+      type: "boolean",
+      description:
+        "replace an existing file at the -o path (the old one stays whole until the new copy is complete)",
+      default: false,
     },
   },
   async run({ args }) {
@@ -44,7 +50,7 @@ export const snapshotCommand = defineCommand({
     try {
       // Read-only and without migrations: a backup must not change what it copies.
       // Only the default backups directory is created; an -o elsewhere needs its directory.
-      snapshotDatabaseFile(databasePath, destination);
+      snapshotDatabaseFile(databasePath, destination, { overwrite: args.force });
     } catch (error) {
       if (!(error instanceof StoreError)) throw error;
       // An -o that names an existing file is the user's mistake; a clash on the default name

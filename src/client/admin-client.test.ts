@@ -32,6 +32,7 @@ test.each([
     clientCa,
     clientCert: "/admin.pem",
     clientKey: "/admin-key.pem",
+    serverCa: "",
   });
   expect(options).toEqual({
     addr: "127.0.0.1:9090",

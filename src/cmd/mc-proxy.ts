@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 // Entry point of `mc-proxy`: wires the subcommands, nothing else.
 import { defineCommand } from "citty";
+import { configCommand } from "../cli/config/index.ts";
 import { exitWhenFlushed, runCli } from "../cli/run.ts";
 import { serverCommand } from "../cli/server.ts";
 import { snapshotCommand } from "../cli/snapshot.ts";
@@ -14,6 +15,7 @@ const main = defineCommand({
     server: serverCommand,
     status: statusCommand,
     snapshot: snapshotCommand,
+    config: configCommand,
     version: versionCommand("mc-proxy"),
   },
 });

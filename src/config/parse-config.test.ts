@@ -101,6 +101,7 @@ test("the SPEC §2 example parses into the exact Config", () => {
       clientCert: "/srv/mc-proxy/certs/admin.pem",
       clientKey: "/srv/mc-proxy/certs/admin-key.pem",
       insecure: false,
+      serverCa: "",
     },
     firewall: {
       geoipDb: "/srv/mc-proxy/GeoLite2-Country.mmdb",
@@ -221,6 +222,7 @@ backend_ca = "ca/backends.pem"
       clientCert: "",
       clientKey: "",
       insecure: false,
+      serverCa: "",
     },
     firewall: {
       geoipDb: "/etc/geo/Country.mmdb",
@@ -663,7 +665,7 @@ test.each([
   [
     "unknown grpc key",
     `${LISTENER}${GRPC}ca = "x"\n`,
-    'grpc: unknown key "ca" (allowed: addr, tls_cert, tls_key, client_ca, client_cert, client_key, insecure)',
+    'grpc: unknown key "ca" (allowed: addr, tls_cert, tls_key, client_ca, client_cert, client_key, insecure, server_ca)',
   ],
   ["empty [metrics]", `${LISTENER}[metrics]\n`, "metrics.addr is required"],
   [

@@ -129,6 +129,7 @@ function readGrpc(
   const clientCa = resolvePath(fields.string("client_ca", defaults.client_ca));
   const clientCert = fields.string("client_cert", defaults.client_cert);
   const clientKey = fields.string("client_key", defaults.client_key);
+  const serverCa = resolvePath(fields.string("server_ca", defaults.server_ca));
   if (clientCert !== "" && clientKey === "") {
     throw new ConfigError(
       `grpc.client_key is required when client_cert is set (${quote(clientCert)})`,
@@ -156,6 +157,7 @@ function readGrpc(
       clientCert: resolvePath(clientCert),
       clientKey: resolvePath(clientKey),
       insecure,
+      serverCa,
     },
     addr,
   };

@@ -14,7 +14,16 @@ export const CONFIG_KEYS = {
     "routes",
   ],
   route: ROUTE_FIELD_KEYS,
-  grpc: ["addr", "tls_cert", "tls_key", "client_ca", "client_cert", "client_key", "insecure"],
+  grpc: [
+    "addr",
+    "tls_cert",
+    "tls_key",
+    "client_ca",
+    "client_cert",
+    "client_key",
+    "insecure",
+    "server_ca",
+  ],
   firewall: ["geoip_db", "blocked_ips", "blocked_cidrs", "blocked_countries"],
   metrics: ["addr"],
   proxy: [
@@ -60,6 +69,7 @@ export const DEFAULTS = {
     client_cert: "",
     client_key: "",
     insecure: false,
+    server_ca: "",
   },
   firewall: {
     geoip_db: "",

@@ -219,6 +219,11 @@ export interface GrpcConfig {
   clientKey: string;
   /** Written `insecure = true`: serve off loopback without client_ca (anyone may administer). */
   insecure: boolean;
+  /**
+   * Used by `status` and `mcproxyctl -c` only: the PEM CA that signs `tlsCert`. "" = `clientCa`
+   * when set, else `tlsCert` itself when self-signed, else the system store.
+   */
+  serverCa: string;
 }
 
 export interface FirewallConfig {

@@ -132,7 +132,7 @@ describe("snapshot", () => {
     store.close();
     expect(error.code).toBe("already_exists");
     expect(error.message).toBe(
-      `snapshot ${destination} already exists: refusing to overwrite it (choose another path with -o)`,
+      `snapshot ${destination} already exists: refusing to overwrite it (add --force to replace it, or choose another path with -o)`,
     );
     expect(readFileSync(destination, "utf8")).toBe(content);
   });

@@ -9,6 +9,7 @@ import {
   linkSync,
   mkdirSync,
   openSync,
+  renameSync,
   statSync,
   unlinkSync,
 } from "node:fs";
@@ -102,7 +103,7 @@ function fsyncPath(path: string): void {
 function alreadyExists(destination: string, cause?: unknown): StoreError {
   return new StoreError(
     "already_exists",
-    `snapshot ${destination} already exists: refusing to overwrite it (choose another path with -o)`,
+    `snapshot ${destination} already exists: refusing to overwrite it (add --force to replace it, or choose another path with -o)`,
     { cause },
   );
 }
@@ -114,19 +115,27 @@ function alreadyExists(destination: string, cause?: unknown): StoreError {
  * (link(2) fails on an existing name, so nothing is ever overwritten) and the directory
  * fsynced: a kill or a power cut at any point leaves either no file under the final name or
  * a complete one, never a partial copy. Refuses (already_exists) when the file exists; on
- * failure removes the temporary file.
+ * failure removes the temporary file. With `overwrite` (`snapshot --force`) the complete copy
+ * is renamed over `destination` instead (rename(2) is atomic within a directory), so the old
+ * file stays whole until the new one replaces it.
  */
-export function snapshotDatabase(db: Database, databasePath: string, destination: string): void {
+export function snapshotDatabase(
+  db: Database,
+  databasePath: string,
+  destination: string,
+  options: { overwrite?: boolean } = {},
+): void {
   const defaultDirectory = dirname(defaultSnapshotPath(databasePath, new Date(0)));
   prepareDirectory(destination, resolve(dirname(destination)) === resolve(defaultDirectory));
-  if (existsSync(destination)) throw alreadyExists(destination);
+  if (!options.overwrite && existsSync(destination)) throw alreadyExists(destination);
   const temporary = claimTemporary(destination);
   try {
     db.run("VACUUM INTO ?", [temporary]);
     // VACUUM INTO does not promise durability of its output; a backup should survive a power cut.
     fsyncPath(temporary);
     try {
-      linkSync(temporary, destination);
+      if (options.overwrite) renameSync(temporary, destination);
+      else linkSync(temporary, destination);
     } catch (error) {
       if ((error as { code?: unknown }).code === "EEXIST") throw alreadyExists(destination, error);
       throw error;
@@ -153,7 +162,11 @@ export function snapshotDatabase(db: Database, databasePath: string, destination
  * Opens read-only: it never creates a database, never runs migrations (the copy has whatever
  * schema the file has, even one newer than this binary), and cannot change the source.
  */
-export function snapshotDatabaseFile(databasePath: string, destination: string): void {
+export function snapshotDatabaseFile(
+  databasePath: string,
+  destination: string,
+  options: { overwrite?: boolean } = {},
+): void {
   if (!existsSync(databasePath)) {
     throw new StoreError(
       "not_found",
@@ -173,7 +186,7 @@ export function snapshotDatabaseFile(databasePath: string, destination: string):
   try {
     // A reader can still meet a lock briefly (WAL recovery, a checkpoint that resets the log).
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    snapshotDatabase(db, databasePath, destination);
+    snapshotDatabase(db, databasePath, destination, options);
   } finally {
     db.close();
   }
