@@ -11,6 +11,7 @@ import { GeoIpDatabase } from "../src/firewall/geoip.ts";
 import { createMemoryLogger } from "../src/log/logger.ts";
 import { Runtime, type RuntimeStatus } from "../src/server/runtime.ts";
 import { Store } from "../src/store/index.ts";
+import { makeAdminMtls } from "./helpers/admin.ts";
 import { makeCa } from "./helpers/certs.ts";
 
 export { makeSelfSigned } from "./helpers/certs.ts";
@@ -29,12 +30,15 @@ export interface AdminCerts {
 }
 
 export function makeAdminCerts(): AdminCerts {
-  const ca = makeCa("admin-ca", tempDir("mc-proxy-admin-ca-"));
+  const mtls = makeAdminMtls("admin-ca", {
+    dir: tempDir("mc-proxy-admin-ca-"),
+    clientName: "admin-client",
+  });
   const rogue = makeCa("rogue-ca", tempDir("mc-proxy-rogue-ca-"));
   return {
-    ca: ca.cert,
-    server: ca.issue("localhost", ["localhost"]),
-    client: ca.issue("admin-client", ["admin-client"]),
+    ca: mtls.ca.cert,
+    server: mtls.server,
+    client: mtls.client,
     rogueClient: rogue.issue("rogue-client", ["rogue-client"]),
   };
 }

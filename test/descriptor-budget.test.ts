@@ -2,7 +2,6 @@
 // process stays idle instead of spinning on EMFILE.
 import { afterAll, expect, test } from "bun:test";
 import type { Socket } from "node:net";
-import { type HoldBackend, startHoldBackend } from "./helpers/hold-backend.ts";
 import {
   listenerWithRoute,
   logField,
@@ -12,7 +11,7 @@ import {
   tempDir,
   writeProxyConfig,
 } from "./helpers/proxy.ts";
-import { clientHelloFor, rawConnect } from "./helpers/raw.ts";
+import { clientHelloFor, type HoldBackend, rawConnect, startHoldBackend } from "./helpers/tcp.ts";
 
 const LIMIT = 200;
 

@@ -13,7 +13,7 @@ import {
   tempDir,
   writeProxyConfig,
 } from "./helpers/proxy.ts";
-import { clientHelloFor, rawConnect, writeAll } from "./helpers/raw.ts";
+import { clientHelloFor, rawConnect, writeAll } from "./helpers/tcp.ts";
 
 const MIB = 1024 * 1024;
 /** Far more than the kernel buffers between a paused proxy and its client (a few MiB). */

@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join, resolve } from "node:path";
-import { type HoldBackend, startHoldBackend } from "./helpers/hold-backend.ts";
 import {
   listenerWithRoute,
   type RunningProxy,
@@ -11,7 +10,7 @@ import {
   tempDir,
   writeProxyConfig,
 } from "./helpers/proxy.ts";
-import { clientHelloFor, rawConnect } from "./helpers/raw.ts";
+import { clientHelloFor, type HoldBackend, rawConnect, startHoldBackend } from "./helpers/tcp.ts";
 
 const GEOIP = resolve(import.meta.dir, "fixtures/geoip");
 const LISTENER = ":0"; // every interface, IPv4 and IPv6: the ::1 client needs it

@@ -2,11 +2,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { join } from "node:path";
 import { makeCa, type TestCa } from "./helpers/certs.ts";
 import { curl } from "./helpers/clients.ts";
-import { type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
-import { residentBytes } from "./helpers/raw.ts";
+import { type RunningProxy, startProxy, tempDir, writeProxyConfig } from "./helpers/proxy.ts";
+import { residentBytes } from "./helpers/tcp.ts";
 
 const LISTENER = "127.0.0.1:0";
 const MIB = 1 << 20;
@@ -97,14 +96,9 @@ describe("bulk transfer through an l7 route", () => {
     const backendPort = (backend.address() as { port: number }).port;
     const pair = ca.issue("bulk.test");
     const dir = tempDir();
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "${LISTENER}"
 
   [[listeners.routes]]

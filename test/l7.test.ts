@@ -1,11 +1,10 @@
 // End to end through l7 routes: curl (HTTP/1.1, h2), WebSocket, backend TLS, PROXY headers, l4 beside l7.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { makeCa, type TestCa } from "./helpers/certs.ts";
-import { curl, freePort } from "./helpers/clients.ts";
+import { curl } from "./helpers/clients.ts";
 import {
   logField,
   mcProxyCommand,
@@ -13,7 +12,9 @@ import {
   startProxy,
   tempDir,
   writeFile,
+  writeProxyConfig,
 } from "./helpers/proxy.ts";
+import { type DeadBackend, deadBackend } from "./helpers/tcp.ts";
 import {
   type EchoBackend,
   type EchoedRequest,
@@ -37,6 +38,8 @@ let rawBackend: OpensslServer;
 let proxy: RunningProxy;
 let port: number;
 let ppPort: number;
+/** gone.test's backend: refuses every dial for the whole file. */
+let dead: DeadBackend;
 
 function l7Route(hostname: string, backend: string, extra = ""): string {
   const pair = ca.issue(hostname.replace("*", "star"), [hostname]);
@@ -60,23 +63,18 @@ beforeAll(async () => {
   strangerEcho = startEchoBackend(strangerCa.issue("untrusted.test"));
   proxyHeaderBackend = await startProxyHeaderBackend();
   rawBackend = await startOpensslServer(ca.issue("raw.test"));
-  const deadPort = await freePort();
+  dead = deadBackend();
   const dir = tempDir();
-  const config = writeFile(
+  const config = writeProxyConfig(
     dir,
-    "mc-proxy.toml",
-    `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+    `[[listeners]]
 addr = "${LISTENER}"
 ${l7Route("app.test", `127.0.0.1:${echo.port}`)}
 ${l7Route("*.wild.test", `127.0.0.1:${echo.port}`)}
 ${l7Route("secure.test", `127.0.0.1:${secureEcho.port}`, "backend_tls = true")}
 ${l7Route("untrusted.test", `127.0.0.1:${strangerEcho.port}`, "backend_tls = true")}
 ${l7Route("mismatch.test", `127.0.0.1:${secureEcho.port}`, "backend_tls = true")}
-${l7Route("gone.test", `127.0.0.1:${deadPort}`)}
+${l7Route("gone.test", `127.0.0.1:${dead.port}`)}
 ${l7Route("pp.test", `127.0.0.1:${proxyHeaderBackend.port}`, "send_proxy_protocol = true")}
 
   [[listeners.routes]]
@@ -105,6 +103,7 @@ afterAll(async () => {
   strangerEcho?.stop();
   proxyHeaderBackend?.stop();
   rawBackend?.stop();
+  dead?.close();
 });
 
 /** curl through the main listener to `https://<name>:<port><path>`, trusting the test CA. */
@@ -434,14 +433,9 @@ describe("certificates at start", () => {
   ])("%s stops the start with exit code 2, naming the path", async (_label, spoil, message) => {
     const dir = tempDir();
     const files = spoil(ca.issue("broken.test"));
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "127.0.0.1:0"
 
   [[listeners.routes]]
@@ -467,14 +461,9 @@ describe("timeouts and trust at start", () => {
   test("an idle l7 connection is closed after idle_timeout and logged with its bytes", async () => {
     const dir = tempDir();
     const pair = ca.issue("idle.test");
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "127.0.0.1:0"
 
   [[listeners.routes]]
@@ -523,14 +512,9 @@ idle_timeout = "1s"
   test("an unusable [proxy] backend_ca stops the start with exit code 2, naming the path", async () => {
     const dir = tempDir();
     const notPem = writeFile(dir, "not-a-ca.pem", "hello\n");
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "127.0.0.1:0"
 
 [proxy]

@@ -20,9 +20,8 @@ import {
   startAdminFixture,
 } from "./admin-support.ts";
 import { makeCa } from "./helpers/certs.ts";
-import { type HoldBackend, startHoldBackend } from "./helpers/hold-backend.ts";
 import { tempDir } from "./helpers/proxy.ts";
-import { clientHelloFor } from "./helpers/raw.ts";
+import { clientHelloFor, type HoldBackend, startHoldBackend } from "./helpers/tcp.ts";
 
 const GEOIP = resolve(import.meta.dir, "fixtures/geoip/country-a.mmdb"); // .2 RU, .3 CN, .4 DE
 const L = ":443";

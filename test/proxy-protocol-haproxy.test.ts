@@ -2,12 +2,17 @@
 // proxy_protocol → openssl backends. Routing uses the SNI; the firewall uses the header's client.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect as netConnect } from "node:net";
-import { join } from "node:path";
 import * as tls from "node:tls";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { makeCa } from "./helpers/certs.ts";
 import { type RunningHaproxy, startHaproxy } from "./helpers/haproxy.ts";
-import { logField, type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
+import {
+  logField,
+  type RunningProxy,
+  startProxy,
+  tempDir,
+  writeProxyConfig,
+} from "./helpers/proxy.ts";
 
 const LISTENER = "127.0.0.1:0";
 const BLOCKED_CLIENT = "127.0.0.5";
@@ -65,14 +70,9 @@ describe("HAProxy in front of a proxy_protocol listener", () => {
     alpha = await startOpensslServer(ca.issue("alpha.test"));
     beta = await startOpensslServer(ca.issue("beta.test"));
     const dir = tempDir();
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "${LISTENER}"
 proxy_protocol = true
 proxy_protocol_from = ["127.0.0.0/8"]
@@ -150,14 +150,9 @@ describe("HAProxy health checks against a proxy_protocol listener", () => {
 
   beforeAll(async () => {
     const dir = tempDir();
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "${LISTENER}"
 proxy_protocol = true
 proxy_protocol_from = ["127.0.0.0/8"]

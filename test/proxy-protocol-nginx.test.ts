@@ -1,12 +1,11 @@
 // SPEC §6 backend side: a route with send_proxy_protocol gives nginx (listen … proxy_protocol) the
 // true client, for a direct client and for one that came through HAProxy first.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { makeCa, type TestCa } from "./helpers/certs.ts";
 import { curl } from "./helpers/clients.ts";
 import { type RunningHaproxy, startHaproxy } from "./helpers/haproxy.ts";
 import { parseEchoBody, type RunningNginx, startNginxProxyEcho } from "./helpers/nginx.ts";
-import { type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
+import { type RunningProxy, startProxy, tempDir, writeProxyConfig } from "./helpers/proxy.ts";
 
 /** Clients connect here directly. */
 const DIRECT = "127.0.0.1:0";
@@ -24,14 +23,9 @@ describe("send_proxy_protocol to a real nginx", () => {
     nginx = await startNginxProxyEcho(ca.issue("nginx.test"));
     const backend = `127.0.0.1:${nginx.port}`;
     const dir = tempDir();
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "${DIRECT}"
 
   [[listeners.routes]]

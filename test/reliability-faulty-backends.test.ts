@@ -2,22 +2,22 @@
 // each, the proxy reports 0 active connections and is back at its baseline of descriptors.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { freePort } from "./helpers/clients.ts";
-import { clientHelloFor, residentBytes } from "./helpers/raw.ts";
 import {
   type BackendConnection,
-  eventually,
+  clientHelloFor,
+  type DeadBackend,
+  deadBackend,
   listenBackend,
-  MIB,
   type RawPeer,
   rawPeer,
   receivedHead,
+  residentBytes,
   sha256,
-  startWatchedProxy,
   type TestBackend,
-  type WatchedProxy,
   writeWithBackpressure,
-} from "./reliability-support.ts";
+} from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
+import { MIB, startWatchedProxy, type WatchedProxy } from "./reliability-support.ts";
 
 /** Connections per case, side by side: a leak of one descriptor each shows as 20. */
 const PER_CASE = 20;
@@ -27,6 +27,8 @@ const EARLY_ANSWER = randomBytes(32 * 1024);
 const PARTIAL_ANSWER = randomBytes(48 * 1024);
 
 let watched: WatchedProxy;
+/** refuses.test's backend: bound, never listening, for the whole file. */
+let refused: DeadBackend;
 const backends: Record<string, TestBackend> = {};
 const hellos: Record<string, Uint8Array> = {};
 const peers: RawPeer[] = [];
@@ -68,10 +70,10 @@ beforeAll(async () => {
       connection.socket.end();
     },
   });
-  const refusedPort = await freePort();
+  refused = deadBackend();
   const routes = [
     { hostname: "ok.test", backend: `127.0.0.1:${backends.ok.port}` },
-    { hostname: "refuses.test", backend: `127.0.0.1:${refusedPort}` },
+    { hostname: "refuses.test", backend: `127.0.0.1:${refused.port}` },
     { hostname: "reset.test", backend: `127.0.0.1:${backends.reset.port}` },
     { hostname: "never-reads.test", backend: `127.0.0.1:${backends.neverReads.port}` },
     { hostname: "half-closes.test", backend: `127.0.0.1:${backends.halfCloses.port}` },
@@ -95,6 +97,7 @@ afterAll(async () => {
   for (const peer of peers) peer.socket.terminate();
   await watched?.stop();
   for (const backend of Object.values(backends)) backend.stop();
+  refused?.close();
 });
 
 /** Opens PER_CASE clients that each send the ClientHello for `hostname`. */

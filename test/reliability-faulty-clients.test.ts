@@ -2,21 +2,19 @@
 // each, the proxy reports 0 active connections and is back at its baseline of descriptors.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { clientHelloFor } from "./helpers/raw.ts";
 import {
   type BackendConnection,
-  eventually,
+  clientHelloFor,
   gotFin,
   listenBackend,
-  MIB,
   type RawPeer,
   rawPeer,
   receivedHead,
-  startWatchedProxy,
   type TestBackend,
-  type WatchedProxy,
   writeWithBackpressure,
-} from "./reliability-support.ts";
+} from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
+import { MIB, startWatchedProxy, type WatchedProxy } from "./reliability-support.ts";
 
 const PER_CASE = 20;
 const IDLE_TIMEOUT_MS = 3000;

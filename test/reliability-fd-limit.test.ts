@@ -2,18 +2,17 @@
 // max_connections below the limit keeps it from running out at all.
 import { afterEach, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { clientHelloFor } from "./helpers/raw.ts";
 import {
-  eventually,
+  clientHelloFor,
   gotFin,
   listenBackend,
   type RawPeer,
   rawPeer,
   receivedHead,
-  startWatchedProxy,
   type TestBackend,
-  type WatchedProxy,
-} from "./reliability-support.ts";
+} from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
+import { startWatchedProxy, type WatchedProxy } from "./reliability-support.ts";
 
 const HELLO_TIMEOUT_MS = 2000;
 /** Descriptors the proxy may open beyond its baseline. */

@@ -1,20 +1,23 @@
 // 10,000 concurrent connections held open on one listener: memory per connection measured, new
 // clients still served while they are held, then every one of them served, and all let go of.
 import { afterAll, expect, test } from "bun:test";
-import { clientHelloFor, residentBytes } from "./helpers/raw.ts";
 import {
   type BackendConnection,
-  eventually,
+  clientHelloFor,
   listenBackend,
-  MIB,
-  openFileLimits,
   type RawPeer,
-  raiseOpenFileLimit,
   rawPeer,
   receivedHead,
+  residentBytes,
   sha256,
-  startWatchedProxy,
   type TestBackend,
+} from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
+import {
+  MIB,
+  openFileLimits,
+  raiseOpenFileLimit,
+  startWatchedProxy,
   type WatchedProxy,
 } from "./reliability-support.ts";
 

@@ -3,13 +3,11 @@
 import { afterAll, expect, test } from "bun:test";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { makeCa } from "./helpers/certs.ts";
-import { clientHelloFor, residentBytes } from "./helpers/raw.ts";
+import { clientHelloFor, type RawPeer, rawPeer, residentBytes } from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
 import {
-  eventually,
   MIB,
   percentile,
-  type RawPeer,
-  rawPeer,
   startWatchedProxy,
   type TimedHandshake,
   timedHandshake,

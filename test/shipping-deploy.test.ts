@@ -25,6 +25,7 @@ import {
   startProxy,
   tempDir,
   writeFile,
+  writeProxyConfig,
 } from "./helpers/proxy.ts";
 
 const UNITS = ["mc-proxy.service", "mc-proxy-backup.service", "mc-proxy-backup.timer"];
@@ -362,12 +363,9 @@ describe("backup.sh", () => {
   beforeAll(async () => {
     dir = tempDir("mc-proxy-backup-");
     backups = join(dir, "backups");
-    config = writeFile(
+    config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `[database]
-path = "${join(dir, "mc-proxy.db")}"
-[[listeners]]
+      `[[listeners]]
 addr = "127.0.0.1:0"
   [[listeners.routes]]
   hostname = "a.example.com"

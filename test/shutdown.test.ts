@@ -8,7 +8,7 @@ import {
   tempDir,
   writeProxyConfig,
 } from "./helpers/proxy.ts";
-import { clientHelloFor, rawConnect } from "./helpers/raw.ts";
+import { clientHelloFor, rawConnect } from "./helpers/tcp.ts";
 
 let proxy: RunningProxy | undefined;
 let backend: Server | undefined;

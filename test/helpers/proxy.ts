@@ -1,8 +1,10 @@
 // Runs the real mc-proxy (sources, or the compiled executable named by MC_PROXY_BIN) as a child.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { trackProcess } from "./scratch.ts";
+
+export { tempDir } from "./scratch.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 
@@ -18,10 +20,6 @@ export function mcproxyctlCommand(): string[] {
   return bin ? [resolve(bin)] : [process.execPath, join(ROOT, "src/cmd/mcproxyctl.ts")];
 }
 
-export function tempDir(prefix = "mc-proxy-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
 export function writeFile(dir: string, name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);
@@ -29,15 +27,16 @@ export function writeFile(dir: string, name: string, text: string): string {
 }
 
 /**
- * Writes `dir/mc-proxy.toml`: a database in `dir`, then `body` (listeners, [firewall], …).
- * Returns the config's path.
+ * The one builder of test configs: a [database] section (by default `dir/mc-proxy.db`), then
+ * `body` (listeners, [firewall], [grpc], …).
  */
-export function writeProxyConfig(dir: string, body: string): string {
-  return writeFile(
-    dir,
-    "mc-proxy.toml",
-    `[database]\npath = "${join(dir, "mc-proxy.db")}"\n\n${body}`,
-  );
+export function proxyConfigText(dir: string, body: string, databasePath?: string): string {
+  return `[database]\npath = "${databasePath ?? join(dir, "mc-proxy.db")}"\n\n${body}`;
+}
+
+/** Writes proxyConfigText(dir, body) to `dir/mc-proxy.toml`; returns the config's path. */
+export function writeProxyConfig(dir: string, body: string, databasePath?: string): string {
+  return writeFile(dir, "mc-proxy.toml", proxyConfigText(dir, body, databasePath));
 }
 
 /** A `[[listeners]]` block at `addr` with one l4 route `hostname` → 127.0.0.1:`backendPort`. */
@@ -92,13 +91,15 @@ export async function startProxy(
   } = {},
 ): Promise<RunningProxy> {
   const command = options.command ?? mcProxyCommand();
-  const proc = Bun.spawn([...command, "server", "-c", configPath], {
-    cwd: options.cwd,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, MC_PROXY_LOG_LEVEL: "debug", ...options.env },
-  });
+  const proc = trackProcess(
+    Bun.spawn([...command, "server", "-c", configPath], {
+      cwd: options.cwd,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, MC_PROXY_LOG_LEVEL: "debug", ...options.env },
+    }),
+  );
   const logs: string[] = [];
   const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
   const ports = new Map<string, number>();
@@ -113,7 +114,7 @@ export async function startProxy(
     }
   };
   const exited = proc.exited;
-  (async () => {
+  const readerDone = (async () => {
     const decoder = new TextDecoder();
     let rest = "";
     for await (const chunk of proc.stderr) {
@@ -152,7 +153,7 @@ export async function startProxy(
   const started = waitForLog(/msg="mc-proxy started"/, 20_000);
   const outcome = await Promise.race([started.then(() => "started"), exited.then(() => "exited")]);
   if (outcome === "exited") {
-    await Bun.sleep(50);
+    await readerDone; // the last lines it wrote
     throw new Error(
       `mc-proxy exited with ${proc.exitCode} before starting; log:\n${logs.join("\n")}`,
     );
