@@ -14,12 +14,14 @@ import { tlsAttempt } from "./helpers/clients.ts";
 import {
   mcProxyCommand,
   mcproxyctlCommand,
+  proxyConfigText,
   type RunningProxy,
   startProxy,
   tempDir,
   writeFile,
   writeProxyConfig,
 } from "./helpers/proxy.ts";
+import { spawn } from "./helpers/scratch.ts";
 import { type DeadBackend, deadBackend } from "./helpers/tcp.ts";
 
 const LISTENER = "127.0.0.1:0";
@@ -31,7 +33,7 @@ interface Run {
 }
 
 async function run(command: string[], args: string[]): Promise<Run> {
-  const proc = Bun.spawn([...command, ...args], { stdout: "pipe", stderr: "pipe" });
+  const proc = spawn([...command, ...args], { stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),
@@ -419,7 +421,7 @@ describe("exit codes and messages", () => {
     const bare = writeFile(
       dir,
       "bare.toml",
-      `[database]\npath = "${join(dir, "bare.db")}"\n\n[[listeners]]\naddr = "127.0.0.1:0"\n`,
+      proxyConfigText(dir, `[[listeners]]\naddr = "127.0.0.1:0"\n`, join(dir, "bare.db")),
     );
     const result = await mcProxy(["status", "-c", bare]);
     expect(result.code).toBe(2);

@@ -16,7 +16,7 @@ import { makeCa } from "./helpers/certs.ts";
 
 export { makeSelfSigned } from "./helpers/certs.ts";
 
-import { tempDir } from "./helpers/proxy.ts";
+import { proxyConfigText, tempDir } from "./helpers/proxy.ts";
 
 export const GEOIP_FIXTURE = join(import.meta.dir, "fixtures/geoip/country-a.mmdb");
 
@@ -46,11 +46,9 @@ export function makeAdminCerts(): AdminCerts {
 /** A config with two listeners and seed routes/rules; never listened on by these tests. */
 export function adminTestConfig(dir: string): Config {
   return parseConfig(
-    `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+    proxyConfigText(
+      dir,
+      `[[listeners]]
 addr = ":443"
 
   [[listeners.routes]]
@@ -66,6 +64,7 @@ geoip_db = "${GEOIP_FIXTURE}"
 blocked_ips = ["203.0.113.50"]
 blocked_cidrs = ["198.51.100.0/24"]
 `,
+    ),
     join(dir, "mc-proxy.toml"),
   );
 }

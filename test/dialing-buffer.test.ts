@@ -13,6 +13,7 @@ import {
   tempDir,
   writeProxyConfig,
 } from "./helpers/proxy.ts";
+import { spawn } from "./helpers/scratch.ts";
 import { clientHelloFor, rawConnect, writeAll } from "./helpers/tcp.ts";
 
 const MIB = 1024 * 1024;
@@ -67,7 +68,7 @@ interface Backend {
 
 async function startStalledBackend(): Promise<Backend> {
   const python = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-  const proc = Bun.spawn([python, "-c", BACKEND_SCRIPT], {
+  const proc = spawn([python, "-c", BACKEND_SCRIPT], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",

@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { makeCa, type TestCa } from "./helpers/certs.ts";
 import { curl } from "./helpers/clients.ts";
 import { type RunningProxy, startProxy, tempDir, writeProxyConfig } from "./helpers/proxy.ts";
+import { spawn } from "./helpers/scratch.ts";
 import { residentBytes } from "./helpers/tcp.ts";
 
 const LISTENER = "127.0.0.1:0";
@@ -137,7 +138,7 @@ addr = "${LISTENER}"
         },
       });
       const peakRss = sampleRss(proxy.pid);
-      const proc = Bun.spawn(
+      const proc = spawn(
         [
           "curl",
           "--silent",
@@ -168,7 +169,7 @@ addr = "${LISTENER}"
     "%s: 512 MiB down arrive intact with bounded proxy memory",
     async (flag) => {
       const peakRss = sampleRss(proxy.pid);
-      const proc = Bun.spawn(
+      const proc = spawn(
         ["curl", "--silent", "--show-error", ...curlBase(), flag, url("/download")],
         { stdout: "pipe", stderr: "pipe" },
       );

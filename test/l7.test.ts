@@ -14,7 +14,9 @@ import {
   writeFile,
   writeProxyConfig,
 } from "./helpers/proxy.ts";
+import { spawn } from "./helpers/scratch.ts";
 import { type DeadBackend, deadBackend } from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
 import {
   type EchoBackend,
   type EchoedRequest,
@@ -363,7 +365,7 @@ describe("failures and coexistence", () => {
         "/dev/null",
       ]);
       expect(download.exitCode).toBe(28); // curl: operation timed out, after some of the body
-      const upload = Bun.spawn(
+      const upload = spawn(
         [
           "curl",
           "--silent",
@@ -446,7 +448,7 @@ addr = "127.0.0.1:0"
   tls_key = "${files.key}"
 `,
     );
-    const proc = Bun.spawn([...mcProxyCommand(), "server", "-c", config], {
+    const proc = spawn([...mcProxyCommand(), "server", "-c", config], {
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -521,7 +523,7 @@ addr = "127.0.0.1:0"
 backend_ca = "${notPem}"
 `,
     );
-    const proc = Bun.spawn([...mcProxyCommand(), "server", "-c", config], {
+    const proc = spawn([...mcProxyCommand(), "server", "-c", config], {
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -534,12 +536,11 @@ backend_ca = "${notPem}"
 });
 
 /** The first log line after index `from` matching `pattern` (earlier requests logged alike). */
-async function waitForNewLog(from: number, pattern: RegExp, timeoutMs = 5_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const line = proxy.logs.slice(from).find((candidate) => pattern.test(candidate));
-    if (line) return line;
-    await Bun.sleep(20);
-  }
+async function waitForNewLog(from: number, pattern: RegExp): Promise<string> {
+  const line = await eventually(
+    () => proxy.logs.slice(from).find((candidate) => pattern.test(candidate)),
+    (found) => found !== undefined,
+  );
+  if (line) return line;
   throw new Error(`no log line matching ${pattern} after line ${from}:\n${proxy.logs.join("\n")}`);
 }

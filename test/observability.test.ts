@@ -22,6 +22,7 @@ import {
   tempDir,
   writeProxyConfig,
 } from "./helpers/proxy.ts";
+import { spawn } from "./helpers/scratch.ts";
 import {
   clientHelloFor,
   type DeadBackend,
@@ -47,7 +48,7 @@ interface Run {
 }
 
 async function mcproxyctl(args: string[]): Promise<Run> {
-  const proc = Bun.spawn([...mcproxyctlCommand(), ...args], { stdout: "pipe", stderr: "pipe" });
+  const proc = spawn([...mcproxyctlCommand(), ...args], { stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),

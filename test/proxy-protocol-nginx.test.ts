@@ -6,6 +6,7 @@ import { curl } from "./helpers/clients.ts";
 import { type RunningHaproxy, startHaproxy } from "./helpers/haproxy.ts";
 import { parseEchoBody, type RunningNginx, startNginxProxyEcho } from "./helpers/nginx.ts";
 import { type RunningProxy, startProxy, tempDir, writeProxyConfig } from "./helpers/proxy.ts";
+import { eventually } from "./helpers/wait.ts";
 
 /** Clients connect here directly. */
 const DIRECT = "127.0.0.1:0";
@@ -122,10 +123,8 @@ proxy_protocol_from = ["127.0.0.0/8"]
     expect(result.exitCode).not.toBe(0);
     expect(result.body).toBe("");
     // nginx read the ClientHello where it wanted a PROXY header.
-    const deadline = Date.now() + 5_000;
-    while (!nginx.errorLog().includes("broken header") && Date.now() < deadline) {
-      await Bun.sleep(50);
-    }
-    expect(nginx.errorLog()).toContain("broken header");
+    expect(await eventually(nginx.errorLog, (log) => log.includes("broken header"))).toContain(
+      "broken header",
+    );
   });
 });

@@ -103,11 +103,10 @@ test(`${HELD} connections held on one listener, then all served`, async () => {
     held.push(...batch);
   }
   const openMs = performance.now() - openStart;
-  let active = 0;
-  for (const deadline = Date.now() + 20_000; Date.now() < deadline && active !== HELD; ) {
-    active = await watched.active();
-    if (active !== HELD) await Bun.sleep(200);
-  }
+  const active = await eventually(watched.active, (count) => count === HELD, {
+    timeoutMs: 30_000,
+    stepMs: 200,
+  });
   expect(active).toBe(HELD);
   await Bun.sleep(1000);
   const rssHeld = residentBytes(pid);

@@ -1,6 +1,7 @@
 // Client-side helpers: node:tls connections through the proxy, free ports, curl.
 import { createServer, connect as netConnect } from "node:net";
 import * as tls from "node:tls";
+import { spawn } from "./scratch.ts";
 
 /** A port that was free a moment ago (for configs that must name a port, like [grpc]). */
 export async function freePort(): Promise<number> {
@@ -68,7 +69,7 @@ export interface CurlResult {
 }
 
 export async function curl(args: string[], timeoutMs = 15_000): Promise<CurlResult> {
-  const proc = Bun.spawn(
+  const proc = spawn(
     ["curl", "--silent", "--show-error", "--max-time", String(timeoutMs / 1000), ...args],
     {
       stdout: "pipe",

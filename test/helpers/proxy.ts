@@ -1,5 +1,5 @@
 // Runs the real mc-proxy (sources, or the compiled executable named by MC_PROXY_BIN) as a child.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { trackProcess } from "./scratch.ts";
@@ -178,4 +178,23 @@ export async function startProxy(
       return code;
     },
   };
+}
+
+const SIGNAL_NUMBERS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+
+/**
+ * True once process `pid` has a handler of its own for `signal` (its SigCgt mask in
+ * /proc/<pid>/status): from then on the signal reaches the program instead of the default action.
+ */
+export function catchesSignal(pid: number, signal: keyof typeof SIGNAL_NUMBERS): boolean {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return false;
+  }
+  const mask = status.match(/^SigCgt:\s+([0-9a-f]+)$/m)?.[1];
+  return (
+    mask !== undefined && ((BigInt(`0x${mask}`) >> BigInt(SIGNAL_NUMBERS[signal] - 1)) & 1n) === 1n
+  );
 }

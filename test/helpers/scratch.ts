@@ -76,3 +76,7 @@ export function cleanupAllSync(): void {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   dirs.clear();
 }
+
+/** Bun.spawn, with the child registered for cleanup (trackProcess). */
+export const spawn = ((...args: Parameters<typeof Bun.spawn>) =>
+  trackProcess(Bun.spawn(...args))) as typeof Bun.spawn;
