@@ -16,7 +16,7 @@ import {
   type TestBackend,
   writeWithBackpressure,
 } from "./helpers/tcp.ts";
-import { eventually } from "./helpers/wait.ts";
+import { EVENTUALLY_MS, eventually } from "./helpers/wait.ts";
 import { MIB, startWatchedProxy, type WatchedProxy } from "./reliability-support.ts";
 
 /** Connections per case, side by side: a leak of one descriptor each shows as 20. */
@@ -86,12 +86,12 @@ beforeAll(async () => {
     warmUp: async (port) => {
       const peer = await rawPeer(port);
       peer.socket.write(hellos["ok.test"]!);
-      expect(await eventually(() => peer.endedAt !== null, 5000)).toBe(true);
+      expect(await eventually(() => peer.endedAt !== null, EVENTUALLY_MS)).toBe(true);
       expect(new TextDecoder().decode(receivedHead(peer))).toBe("ok");
       peer.socket.end();
     },
   });
-}, 30_000);
+}, 60_000);
 
 afterAll(async () => {
   for (const peer of peers) peer.socket.terminate();
@@ -124,7 +124,10 @@ describe("faulty backends", () => {
     expect(clients.map((peer) => peer.closeError)).toEqual(clients.map(() => "ECONNRESET"));
     expect(clients.every((peer) => peer.received === 0)).toBe(true);
     expect(
-      await eventually(() => watched.countOutcome("dial_failed") === before + PER_CASE, 3000),
+      await eventually(
+        () => watched.countOutcome("dial_failed") === before + PER_CASE,
+        EVENTUALLY_MS,
+      ),
     ).toBe(true);
     const warnings = watched.proxy.logs.filter(
       (line) =>
@@ -165,18 +168,18 @@ describe("faulty backends", () => {
     const before = watched.countOutcome("idle_timeout");
     const closed = await eventually(
       () => clients.every((peer) => peer.closedAt !== null || peer.endedAt !== null),
-      IDLE_TIMEOUT_MS + 5000,
+      IDLE_TIMEOUT_MS + EVENTUALLY_MS,
     );
     expect(closed).toBe(true);
     expect(watched.countOutcome("idle_timeout")).toBe(before + PER_CASE);
     await expectSettled("never reads");
-  }, 30_000);
+  }, 60_000);
 
   test("half-closes early: its answer and FIN reach the client, the client's later bytes reach it", async () => {
     const clients = await openClients("half-closes.test");
     const gotFin = await eventually(
       () => clients.every((peer) => peer.endedAt !== null && peer.received === EARLY_ANSWER.length),
-      5000,
+      EVENTUALLY_MS,
     );
     expect(gotFin).toBe(true);
     // The client keeps writing after the backend's FIN, then ends its side.
@@ -193,7 +196,9 @@ describe("faulty backends", () => {
     for (const peer of clients) expect(sha256(receivedHead(peer))).toBe(sha256(EARLY_ANSWER));
     const expected = sha256(hellos["half-closes.test"]!, upload);
     const connections = backends.halfCloses!.connections;
-    expect(await eventually(() => connections.every((c) => c.closedAt !== null), 3000)).toBe(true);
+    expect(
+      await eventually(() => connections.every((c) => c.closedAt !== null), EVENTUALLY_MS),
+    ).toBe(true);
     expect(connections.map((c) => c.sha256)).toEqual(connections.map(() => expected));
     await expectSettled("half-closes early");
   });
@@ -202,9 +207,9 @@ describe("faulty backends", () => {
     const clients = await openClients("closes-mid-stream.test");
     const upload = randomBytes(8 * MIB);
     await Promise.all(clients.map((peer) => writeWithBackpressure(peer, upload, 1000)));
-    expect(await eventually(() => clients.every((peer) => peer.closedAt !== null), 5000)).toBe(
-      true,
-    );
+    expect(
+      await eventually(() => clients.every((peer) => peer.closedAt !== null), EVENTUALLY_MS),
+    ).toBe(true);
     for (const peer of clients) {
       // Whatever arrived is the backend's answer, in order (a prefix of it, or all of it when
       // the backend's FIN got ahead of its reset).

@@ -377,7 +377,9 @@ export function receivedHead(peer: RawPeer): Uint8Array {
 /**
  * Writes `bytes` through a raw peer, waiting for `drain` after each short write. Stops early
  * when the socket closes or when no drain came for `stallMs` (the far side stopped reading).
- * Returns how many bytes the socket took.
+ * Returns how many bytes the socket took, and whether the writes stalled: a write left waiting
+ * for a drain that never came, neither within `stallMs` nor before the connection ended (on a
+ * loaded machine the far side's own timeout may close it first).
  */
 export async function writeWithBackpressure(
   peer: RawPeer,
@@ -401,7 +403,8 @@ export async function writeWithBackpressure(
           resolve(true);
         };
       });
-      if (!drained) return { written: offset, stalled: true };
+      // rawPeer's close handler also calls onDrain: closed while waiting is a stall too.
+      if (!drained || peer.closedAt !== null) return { written: offset, stalled: true };
     }
   }
   return { written: offset, stalled: false };
