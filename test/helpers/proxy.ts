@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { trackProcess } from "./scratch.ts";
+import { EVENTUALLY_MS } from "./wait.ts";
 
 export { tempDir } from "./scratch.ts";
 
@@ -129,7 +130,7 @@ export async function startProxy(
     if (rest) onLine(rest);
   })();
 
-  const waitForLog = (pattern: RegExp, timeoutMs = 10_000): Promise<string> => {
+  const waitForLog = (pattern: RegExp, timeoutMs = EVENTUALLY_MS): Promise<string> => {
     const seen = logs.find((line) => pattern.test(line));
     if (seen) return Promise.resolve(seen);
     return new Promise((resolvePromise, reject) => {
