@@ -16,7 +16,7 @@ import {
 } from "./helpers/proxy.ts";
 import { spawn } from "./helpers/scratch.ts";
 import { type DeadBackend, deadBackend } from "./helpers/tcp.ts";
-import { eventually } from "./helpers/wait.ts";
+import { EVENTUALLY_MS, eventually } from "./helpers/wait.ts";
 import {
   type EchoBackend,
   type EchoedRequest,
@@ -381,14 +381,24 @@ describe("failures and coexistence", () => {
         { stdin: "pipe", stdout: "ignore", stderr: "ignore" },
       );
       upload.stdin.write(new Uint8Array(256 * 1024));
-      await Bun.sleep(200);
+      // Mid-upload: curl has taken the bytes (a pipe holds 64 KiB, so the flush resolves once
+      // curl read the rest) and waits for more. Then it leaves. An EPIPE means it left first.
+      await Promise.race([
+        Promise.resolve(upload.stdin.flush()).catch(() => {}),
+        Bun.sleep(EVENTUALLY_MS),
+      ]);
       upload.kill("SIGKILL");
       await upload.exited;
       const after = await echoVia("app.test", "/still-there", [flag]);
       expect(after.status).toBe("200");
       expect(proxy.proc.exitCode).toBeNull();
-      // Cutting the backend request because the client left is not a backend failure.
-      await Bun.sleep(100);
+      // Cutting the backend request because the client left is not a backend failure: wait
+      // until the three connections (download, upload, still-there) have ended and logged.
+      // (Only two when the 0.5 s download gave up before its ClientHello got through, on a
+      // loaded machine: then this waits out the deadline, and checks all the same.)
+      const ended = () =>
+        proxy.logs.slice(before).filter((line) => /msg="connection".* sni=app\.test /.test(line));
+      await eventually(ended, (lines) => lines.length >= 3);
       expect(
         proxy.logs.slice(before).filter((line) => line.includes("backend request failed")),
       ).toEqual([]);

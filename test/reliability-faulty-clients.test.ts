@@ -85,7 +85,11 @@ describe("faulty clients", () => {
   test("reset mid-upload: the backend sees the reset (ECONNRESET, no FIN before it)", async () => {
     const connectionsBefore = backends.silent!.connections.length;
     const clients = await openClients("silent.test");
-    const uploads = clients.map((peer) => writeWithBackpressure(peer, randomBytes(8 * MIB), 500));
+    // The backend reads all it gets: keep writing through pauses a loaded machine makes, until
+    // the reset below closes the socket.
+    const uploads = clients.map((peer) =>
+      writeWithBackpressure(peer, randomBytes(8 * MIB), EVENTUALLY_MS),
+    );
     const connections = () => backends.silent!.connections.slice(connectionsBefore);
     expect(
       await eventually(
