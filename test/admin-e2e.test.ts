@@ -88,7 +88,7 @@ ${mtls.grpcToml()}`,
   await pinBoundAddrs(config, proxy);
   grpcAddr = await boundAdminAddr(proxy);
   flags = mtls.flags(grpcAddr);
-}, 30_000);
+}, 60_000);
 
 afterAll(async () => {
   await proxy?.stop();

@@ -248,4 +248,4 @@ test("a client streaming while its backend is dialed is paused, resumed on open,
   expect(sha256, "SHA-256 of what the backend received").toBe(sent.sha256);
   const end = await proxy.waitForLog(/msg="connection".*sni=dial\.test/);
   expect(logField(end, "outcome"), end).toBe("closed");
-}, 30_000);
+}, 60_000);

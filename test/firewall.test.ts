@@ -74,7 +74,7 @@ blocked_countries = ["CN"]
     );
     proxy = await startProxy(config);
     port = proxy.port(LISTENER);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();
@@ -132,7 +132,7 @@ blocked_countries = ["RU"]
     );
     proxy = await startProxy(config);
     port = proxy.port("127.0.0.1:0");
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();
@@ -174,7 +174,7 @@ describe("connection limits", () => {
         listenerWithRoute("127.0.0.2:0", "app.test", backend.port, "max_connections = 3"),
     );
     proxy = await startProxy(config);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();

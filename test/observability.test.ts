@@ -244,7 +244,7 @@ ${mtls.grpcToml()}`,
     await pinBoundAddrs(config, proxy);
     metricsAddr = await boundMetricsAddr(proxy);
     client = mtls.connect(await boundAdminAddr(proxy));
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     client?.close();
@@ -649,7 +649,7 @@ ${mtls.grpcToml()}`,
     await pinBoundAddrs(config, proxy);
     port = proxy.port(LISTENER);
     client = mtls.connect(await boundAdminAddr(proxy));
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     client?.close();

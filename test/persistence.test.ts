@@ -61,7 +61,7 @@ describe("persistence", () => {
     dir = tempDir();
     Bun.spawnSync(["mkdir", "-p", join(dir, "state")]);
     config = writeFile(dir, "mc-proxy.toml", configText(dir, first.port));
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     for (const proxy of proxies) await proxy.stop();

@@ -96,7 +96,7 @@ blocked_ips = ["${BLOCKED_CLIENT}"]
       { name: "v1", target, sendProxy: "v1" },
       { name: "v2", target, sendProxy: "v2" },
     ]);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await haproxy?.stop();
@@ -171,7 +171,7 @@ proxy_protocol_from = ["127.0.0.0/8"]
       // A bare connect, then a reset: often before mc-proxy has handled the accept.
       { name: "bare", target, sendProxy: "v2", serverOptions: "check inter 100" },
     ]);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await haproxy?.stop();

@@ -201,7 +201,7 @@ hello_timeout = "1s"
     proxy = await startProxy(config);
     openPort = proxy.port(OPEN);
     guardedPort = proxy.port(GUARDED);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();

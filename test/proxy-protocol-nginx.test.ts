@@ -56,7 +56,7 @@ proxy_protocol_from = ["127.0.0.0/8"]
       { name: "v1", target, sendProxy: "v1" },
       { name: "v2", target, sendProxy: "v2" },
     ]);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await haproxy?.stop();

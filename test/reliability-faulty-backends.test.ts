@@ -146,9 +146,11 @@ describe("faulty backends", () => {
   });
 
   test("accepts and never reads: the client's writes stall, memory stays bounded, idle_timeout ends it", async () => {
+    // The payload first: making 256 MiB of random bytes takes seconds on a loaded machine, and
+    // clients left idle that long after their ClientHello would meet idle_timeout (3 s) first.
+    const payload = randomBytes(256 * MIB);
     const rssBefore = residentBytes(watched.pid);
     const clients = await openClients("never-reads.test");
-    const payload = randomBytes(256 * MIB);
     const pushed = await Promise.all(
       clients.map((peer) => writeWithBackpressure(peer, payload, 1000)),
     );

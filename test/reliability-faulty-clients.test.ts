@@ -84,12 +84,13 @@ async function expectSettled(label: string): Promise<void> {
 describe("faulty clients", () => {
   test("reset mid-upload: the backend sees the reset (ECONNRESET, no FIN before it)", async () => {
     const connectionsBefore = backends.silent!.connections.length;
+    // One upload for all, made before the clients connect: 20 of them made one by one after
+    // would keep the last clients idle for seconds on a loaded machine (idle_timeout is 3 s).
+    const upload = randomBytes(8 * MIB);
     const clients = await openClients("silent.test");
     // The backend reads all it gets: keep writing through pauses a loaded machine makes, until
     // the reset below closes the socket.
-    const uploads = clients.map((peer) =>
-      writeWithBackpressure(peer, randomBytes(8 * MIB), EVENTUALLY_MS),
-    );
+    const uploads = clients.map((peer) => writeWithBackpressure(peer, upload, EVENTUALLY_MS));
     const connections = () => backends.silent!.connections.slice(connectionsBefore);
     expect(
       await eventually(
@@ -110,8 +111,9 @@ describe("faulty clients", () => {
 
   test("reset mid-download, both directions busy: the backend is closed at once", async () => {
     const connectionsBefore = backends.streams!.connections.length;
+    const upload = randomBytes(4 * MIB); // before the clients connect, as above
     const clients = await openClients("streams.test");
-    const uploads = clients.map((peer) => writeWithBackpressure(peer, randomBytes(4 * MIB), 500));
+    const uploads = clients.map((peer) => writeWithBackpressure(peer, upload, 500));
     expect(
       await eventually(() => clients.every((peer) => peer.received >= MIB), EVENTUALLY_MS),
     ).toBe(true);

@@ -52,7 +52,7 @@ connect_timeout = "2s"
     );
     proxy = await startProxy(config);
     port = proxy.port(LISTENER);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();

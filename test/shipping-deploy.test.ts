@@ -392,7 +392,7 @@ addr = "127.0.0.1:0"
     };
     // The snapshot is taken while the server runs, as the timer does it.
     proxy = await startProxy(config);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();

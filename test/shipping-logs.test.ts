@@ -38,7 +38,7 @@ geoip_db = "${geoipPath}"
   proxy = await startProxy(config, {
     env: { JOURNAL_STREAM: "8:12345", MC_PROXY_LOG_LEVEL: "debug" },
   });
-}, 30_000);
+}, 60_000);
 
 afterAll(async () => {
   await proxy?.stop();

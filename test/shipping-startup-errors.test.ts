@@ -85,7 +85,7 @@ describe("address already in use", () => {
     first = await startProxy(writeFile(dir, "first.toml", configText(join(dir, "first.db"), any)));
     // The port the first one holds (for the whole describe): the second names it explicitly.
     addr = `127.0.0.1:${first.port(any)}`;
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await first?.stop();
@@ -144,7 +144,7 @@ describe("database not writable", () => {
     expect(lines[0]).toContain("permission denied");
     expect(lines[0]).toContain(EXPECTED_USER);
     expect(readFileSync(database)).toEqual(before);
-  }, 30_000);
+  }, 60_000);
 
   test("a path under a regular file fails even for root: exit 1, naming the path", async () => {
     const dir = tempDir("mc-proxy-db-notdir-");

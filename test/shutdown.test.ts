@@ -85,7 +85,7 @@ test("a transfer in flight completes after SIGTERM; new connections are refused;
   client.end();
   expect(await proxy!.exited).toBe(0);
   await proxy!.waitForLog(/msg="stopped"/);
-}, 30_000);
+}, 60_000);
 
 test("a connection still open at shutdown_timeout is closed and the process exits 0", async () => {
   // 1000 slices of 50 ms: far longer than the 1 s shutdown_timeout.
@@ -109,4 +109,4 @@ test("a connection still open at shutdown_timeout is closed and the process exit
   // Drained for the timeout, not killed at once and not hung.
   expect(elapsed).toBeGreaterThanOrEqual(900);
   await proxy!.waitForLog(/shutdown timeout reached, closed open connections.*closed=1/);
-}, 30_000);
+}, 60_000);
