@@ -2,7 +2,7 @@
 # Fails when a test run left something behind: anything in the run's own temp directory, or a
 # process that still carries the run's marker in its environment. A run sets both up like this:
 #
-#   run_tmp=$(mktemp -d); run_id=some-unique-string
+#   run_tmp=$(mktemp -d); chmod 1777 "$run_tmp"; run_id=some-unique-string
 #   TMPDIR="$run_tmp" MC_PROXY_TEST_RUN="$run_id" bun test ...
 #   bash scripts/check-leftovers.sh "$run_tmp" "$run_id"
 #

@@ -21,6 +21,9 @@ cores=$(nproc)
 max_burn_s=${MAX_BURN_S:-$((3600 * runs))}
 
 work=$(mktemp -d)
+# The runs' temp directories live here and must be reachable like /tmp: some tests drop to
+# `nobody` and read files under TMPDIR.
+chmod 0711 "$work"
 burner_pids=()
 stop_burner() {
   local pid
@@ -61,6 +64,7 @@ failed_runs=0
 summary=()
 for run in $(seq 1 "$runs"); do
   run_tmp=$(mktemp -d "$work/tmp-$run.XXXXXX")
+  chmod 1777 "$run_tmp"
   run_id="under-load-$$-$run-$(date +%s%N)"
   log="$work/run-$run.log"
   echo "test-under-load: run $run of $runs (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
