@@ -1,23 +1,28 @@
 // The admin API against the real `mc-proxy server`, driven by `mc-proxy status` and the real
 // `mcproxyctl` entry point (or the compiled executables named by MC_PROXY_BIN / MCPROXYCTL_BIN).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { HealthCheckResponse_ServingStatus, HealthClient } from "../gen/grpc/health/v1/health.ts";
 import pkg from "../package.json" with { type: "json" };
 import { reflectionStream } from "./admin-support.ts";
+import { boundAdminAddr, makeAdminMtls, pinBoundAddrs } from "./helpers/admin.ts";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { type CertPair, makeCa, type TestCa } from "./helpers/certs.ts";
-import { freePort, tlsAttempt } from "./helpers/clients.ts";
+import { tlsAttempt } from "./helpers/clients.ts";
 import {
   mcProxyCommand,
   mcproxyctlCommand,
+  proxyConfigText,
   type RunningProxy,
   startProxy,
   tempDir,
   writeFile,
+  writeProxyConfig,
 } from "./helpers/proxy.ts";
+import { spawn } from "./helpers/scratch.ts";
+import { type DeadBackend, deadBackend } from "./helpers/tcp.ts";
 
 const LISTENER = "127.0.0.1:0";
 
@@ -28,7 +33,7 @@ interface Run {
 }
 
 async function run(command: string[], args: string[]): Promise<Run> {
-  const proc = Bun.spawn([...command, ...args], { stdout: "pipe", stderr: "pipe" });
+  const proc = spawn([...command, ...args], { stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),
@@ -62,37 +67,28 @@ async function servedBy(servername: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  ca = makeCa("e2e-ca");
-  const server = ca.issue("localhost", ["localhost"]);
-  admin = ca.issue("admin", ["admin"]);
+  const mtls = makeAdminMtls("e2e-ca");
+  ca = mtls.ca;
+  admin = mtls.client;
   backendA = await startOpensslServer(ca.issue("backend-a"));
   backendB = await startOpensslServer(ca.issue("backend-b"));
   dir = tempDir("mc-proxy-admin-e2e-");
-  grpcAddr = `127.0.0.1:${await freePort()}`;
-  config = writeFile(
+  config = writeProxyConfig(
     dir,
-    "mc-proxy.toml",
-    `[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+    `[[listeners]]
 addr = "${LISTENER}"
   [[listeners.routes]]
   hostname = "a.example.com"
   backend = "127.0.0.1:${backendA.port}"
 
-[grpc]
-addr = "${grpcAddr}"
-tls_cert = "${server.cert}"
-tls_key = "${server.key}"
-client_ca = "${ca.cert}"
-client_cert = "${admin.cert}"
-client_key = "${admin.key}"
-`,
+${mtls.grpcToml()}`,
   );
-  flags = ["--addr", grpcAddr, "--ca", ca.cert, "--cert", admin.cert, "--key", admin.key];
   proxy = await startProxy(config);
-}, 30_000);
+  // Port 0 in the config: write the bound port back for `-c`, and use it in the flags.
+  await pinBoundAddrs(config, proxy);
+  grpcAddr = await boundAdminAddr(proxy);
+  flags = mtls.flags(grpcAddr);
+}, 60_000);
 
 afterAll(async () => {
   await proxy?.stop();
@@ -429,7 +425,7 @@ describe("exit codes and messages", () => {
     const bare = writeFile(
       dir,
       "bare.toml",
-      `[database]\npath = "${join(dir, "bare.db")}"\n\n[[listeners]]\naddr = "127.0.0.1:0"\n`,
+      proxyConfigText(dir, `[[listeners]]\naddr = "127.0.0.1:0"\n`, join(dir, "bare.db")),
     );
     const result = await mcProxy(["status", "-c", bare]);
     expect(result.code).toBe(2);
@@ -438,13 +434,35 @@ describe("exit codes and messages", () => {
 
   test("`mc-proxy status` and `mcproxyctl status` exit 1 naming the address when the server is down", async () => {
     expect(await proxy.stop()).toBe(0);
-    const status = await mcProxy(["status", "-c", config]);
-    expect(status.code).toBe(1);
-    expect(status.stdout).toBe("");
-    expect(status.stderr).toContain(`admin API at ${grpcAddr}`);
-    expect(status.stderr).toMatch(/UNAVAILABLE: .*(ECONNREFUSED|No connection established)/);
-    const ctl = await mcproxyctl(["status", ...flags]);
-    expect(ctl.code).toBe(1);
-    expect(ctl.stderr).toContain("GetStatus: UNAVAILABLE");
+    // Keep the stopped server's port refusing connections for the rest of the test: bound by
+    // this process, never listening. (Should another process have taken it in between, point
+    // the config and the flags at a fresh dead port instead.)
+    let down: DeadBackend;
+    try {
+      down = deadBackend(Number(grpcAddr.slice(grpcAddr.lastIndexOf(":") + 1)));
+    } catch {
+      down = deadBackend();
+      const previous = grpcAddr;
+      grpcAddr = `127.0.0.1:${down.port}`;
+      writeFileSync(config, readFileSync(config, "utf8").replace(previous, grpcAddr));
+      flags = flags.map((flag) => (flag === previous ? grpcAddr : flag));
+    }
+    try {
+      await expectDown();
+    } finally {
+      down.close();
+    }
   });
 });
+
+/** What `mc-proxy status -c` and `mcproxyctl status` say when nothing answers at grpcAddr. */
+async function expectDown(): Promise<void> {
+  const status = await mcProxy(["status", "-c", config]);
+  expect(status.code).toBe(1);
+  expect(status.stdout).toBe("");
+  expect(status.stderr).toContain(`admin API at ${grpcAddr}`);
+  expect(status.stderr).toMatch(/UNAVAILABLE: .*(ECONNREFUSED|No connection established)/);
+  const ctl = await mcproxyctl(["status", ...flags]);
+  expect(ctl.code).toBe(1);
+  expect(ctl.stderr).toContain("GetStatus: UNAVAILABLE");
+}

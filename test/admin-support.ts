@@ -12,11 +12,12 @@ import { GeoIpDatabase } from "../src/firewall/geoip.ts";
 import { createMemoryLogger } from "../src/log/logger.ts";
 import { Runtime } from "../src/runtime/runtime.ts";
 import { Store } from "../src/store/index.ts";
+import { makeAdminMtls } from "./helpers/admin.ts";
 import { makeCa } from "./helpers/certs.ts";
 
 export { makeSelfSigned } from "./helpers/certs.ts";
 
-import { tempDir } from "./helpers/proxy.ts";
+import { proxyConfigText, tempDir } from "./helpers/proxy.ts";
 
 export const GEOIP_FIXTURE = join(import.meta.dir, "fixtures/geoip/country-a.mmdb");
 
@@ -30,12 +31,15 @@ export interface AdminCerts {
 }
 
 export function makeAdminCerts(): AdminCerts {
-  const ca = makeCa("admin-ca", tempDir("mc-proxy-admin-ca-"));
+  const mtls = makeAdminMtls("admin-ca", {
+    dir: tempDir("mc-proxy-admin-ca-"),
+    clientName: "admin-client",
+  });
   const rogue = makeCa("rogue-ca", tempDir("mc-proxy-rogue-ca-"));
   return {
-    ca: ca.cert,
-    server: ca.issue("localhost", ["localhost"]),
-    client: ca.issue("admin-client", ["admin-client"]),
+    ca: mtls.ca.cert,
+    server: mtls.server,
+    client: mtls.client,
     rogueClient: rogue.issue("rogue-client", ["rogue-client"]),
   };
 }
@@ -43,11 +47,9 @@ export function makeAdminCerts(): AdminCerts {
 /** A config with two listeners and seed routes/rules; never listened on by these tests. */
 export function adminTestConfig(dir: string): Config {
   return parseConfig(
-    `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+    proxyConfigText(
+      dir,
+      `[[listeners]]
 addr = ":443"
 
   [[listeners.routes]]
@@ -63,6 +65,7 @@ geoip_db = "${GEOIP_FIXTURE}"
 blocked_ips = ["203.0.113.50"]
 blocked_cidrs = ["198.51.100.0/24"]
 `,
+    ),
     join(dir, "mc-proxy.toml"),
   );
 }

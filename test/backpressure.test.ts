@@ -15,7 +15,7 @@ import {
   type SinkBackend,
   startSlowSink,
   writeAll,
-} from "./helpers/raw.ts";
+} from "./helpers/tcp.ts";
 
 const TOTAL = 256 * 1024 * 1024;
 const MIB = 1024 * 1024;

@@ -1,6 +1,7 @@
 // Bad configs through the real entry point: one clear line each on stderr, exit code 2.
 import { expect, test } from "bun:test";
 import { mcProxyCommand, tempDir, writeFile } from "./helpers/proxy.ts";
+import { spawn } from "./helpers/scratch.ts";
 
 const DB = `[database]\npath = "/tmp/mc-proxy-never-created.db"\n`;
 const LISTENER = `[[listeners]]\naddr = "127.0.0.1:0"\n`;
@@ -59,7 +60,7 @@ const CASES: Array<[string, string, string]> = [
 test.each(CASES)("%s → exit 2 and one line naming it", async (_name, text, expected) => {
   const dir = tempDir();
   const path = writeFile(dir, "mc-proxy.toml", text);
-  const proc = Bun.spawn([...mcProxyCommand(), "server", "-c", path], {
+  const proc = spawn([...mcProxyCommand(), "server", "-c", path], {
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -84,7 +85,7 @@ test("each bad config gets its own message", async () => {
 });
 
 test("a missing config file is exit 2 and names the path", async () => {
-  const proc = Bun.spawn([...mcProxyCommand(), "server", "-c", "/nonexistent/mc-proxy.toml"], {
+  const proc = spawn([...mcProxyCommand(), "server", "-c", "/nonexistent/mc-proxy.toml"], {
     stderr: "pipe",
   });
   const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);

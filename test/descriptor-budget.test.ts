@@ -2,7 +2,6 @@
 // process stays idle instead of spinning on EMFILE.
 import { afterAll, expect, test } from "bun:test";
 import type { Socket } from "node:net";
-import { type HoldBackend, startHoldBackend } from "./helpers/hold-backend.ts";
 import {
   listenerWithRoute,
   logField,
@@ -12,7 +11,14 @@ import {
   tempDir,
   writeProxyConfig,
 } from "./helpers/proxy.ts";
-import { clientHelloFor, rawConnect } from "./helpers/raw.ts";
+import {
+  clientHelloFor,
+  type HoldBackend,
+  openFds,
+  rawConnect,
+  startHoldBackend,
+} from "./helpers/tcp.ts";
+import { EVENTUALLY_MS, eventually } from "./helpers/wait.ts";
 
 const LIMIT = 200;
 
@@ -61,9 +67,7 @@ test("over the budget, new connections are reset with outcome=limit and the prox
     socket.write(hello);
     sockets.push(socket);
   }
-  const deadline = Date.now() + 10_000;
-  while (backend.connections() < piped && Date.now() < deadline) await Bun.sleep(20);
-  expect(backend.connections()).toBe(piped);
+  expect(await eventually(backend.connections, (n) => n >= piped)).toBe(piped);
 
   const cpuBefore = cpuMs(proxy.pid);
   const extra = 40;
@@ -78,7 +82,8 @@ test("over the budget, new connections are reset with outcome=limit and the prox
         socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "error"));
         socket.once("close", () => resolve("closed"));
         socket.write(hello);
-        setTimeout(() => resolve("open"), 1000);
+        // The reset comes at accept; "open" only if none came within a generous deadline.
+        setTimeout(() => resolve("open"), EVENTUALLY_MS);
       }).finally(() => socket.destroy());
     }),
   );
@@ -87,21 +92,22 @@ test("over the budget, new connections are reset with outcome=limit and the prox
   // The log lines come through a pipe: give them a moment to arrive.
   const limited = () =>
     proxy!.logs.filter((l) => l.includes('msg="connection"') && l.includes("outcome=limit"));
-  const logDeadline = Date.now() + 5000;
-  while (limited().length < extra && Date.now() < logDeadline) await Bun.sleep(20);
-  expect(limited()).toHaveLength(extra);
+  expect(await eventually(limited, (lines) => lines.length >= extra)).toHaveLength(extra);
   // Idle over a second of waiting: no accept loop spinning on EMFILE.
   await Bun.sleep(1000);
   expect(cpuMs(proxy.pid) - cpuBefore).toBeLessThan(500);
 
   // Freed descriptors are usable again.
+  const fdsFull = openFds(proxy.pid);
   for (const socket of sockets.splice(0, 10)) socket.destroy();
-  await Bun.sleep(200);
+  // Wait until the proxy closed both descriptors of each of those 10 connections.
+  await eventually(
+    () => openFds(proxy!.pid),
+    (fds) => fds <= fdsFull - 20,
+  );
   const again = await rawConnect(port);
   again.write(hello);
   const before = backend.connections();
-  const until = Date.now() + 5000;
-  while (backend.connections() === before && Date.now() < until) await Bun.sleep(20);
-  expect(backend.connections()).toBe(before + 1);
+  expect(await eventually(backend.connections, (n) => n > before)).toBe(before + 1);
   again.destroy();
 }, 60_000);

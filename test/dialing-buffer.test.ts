@@ -13,7 +13,8 @@ import {
   tempDir,
   writeProxyConfig,
 } from "./helpers/proxy.ts";
-import { clientHelloFor, rawConnect, writeAll } from "./helpers/raw.ts";
+import { spawn } from "./helpers/scratch.ts";
+import { clientHelloFor, rawConnect, writeAll } from "./helpers/tcp.ts";
 
 const MIB = 1024 * 1024;
 /** Far more than the kernel buffers between a paused proxy and its client (a few MiB). */
@@ -67,7 +68,7 @@ interface Backend {
 
 async function startStalledBackend(): Promise<Backend> {
   const python = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-  const proc = Bun.spawn([python, "-c", BACKEND_SCRIPT], {
+  const proc = spawn([python, "-c", BACKEND_SCRIPT], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",
@@ -247,4 +248,4 @@ test("a client streaming while its backend is dialed is paused, resumed on open,
   expect(sha256, "SHA-256 of what the backend received").toBe(sent.sha256);
   const end = await proxy.waitForLog(/msg="connection".*sni=dial\.test/);
   expect(logField(end, "outcome"), end).toBe("closed");
-}, 30_000);
+}, 60_000);

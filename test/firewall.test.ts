@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join, resolve } from "node:path";
-import { type HoldBackend, startHoldBackend } from "./helpers/hold-backend.ts";
 import {
   listenerWithRoute,
   type RunningProxy,
@@ -11,31 +10,43 @@ import {
   tempDir,
   writeProxyConfig,
 } from "./helpers/proxy.ts";
-import { clientHelloFor, rawConnect } from "./helpers/raw.ts";
+import { clientHelloFor, type HoldBackend, rawConnect, startHoldBackend } from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
 
 const GEOIP = resolve(import.meta.dir, "fixtures/geoip");
 const LISTENER = ":0"; // every interface, IPv4 and IPv6: the ::1 client needs it
 
 /**
  * Connects from `localAddress`, sends a real ClientHello for app.test, and reports how the
- * proxy answered: "reset" (ECONNRESET), "open" (still open after a moment: piped), or "closed".
+ * proxy answered: "reset" (ECONNRESET), "open" (piped: `backend` received the ClientHello),
+ * "closed", or "timeout" when none of these came within a generous deadline. Attempts run one
+ * at a time, so the backend's byte count grows by this connection's hello only.
  */
-async function attempt(port: number, hello: Uint8Array, localAddress: string, host = "127.0.0.1") {
+async function attempt(
+  backend: HoldBackend,
+  port: number,
+  hello: Uint8Array,
+  localAddress: string,
+  host = "127.0.0.1",
+) {
   const { connect } = await import("node:net");
+  const bytesBefore = backend.bytes();
   const socket = connect({ host, port, localAddress });
-  const outcome = await new Promise<string>((resolvePromise) => {
-    // The RST may arrive before or after "connect" fires: both count.
-    socket.once("error", (error: NodeJS.ErrnoException) =>
-      resolvePromise(error.code === "ECONNRESET" ? "reset" : (error.code ?? "error")),
-    );
-    socket.once("close", () => resolvePromise("closed"));
-    socket.once("connect", () => {
-      socket.write(hello);
-      setTimeout(() => resolvePromise("open"), 300);
-    });
+  let ended: string | null = null;
+  // The RST may arrive before or after "connect" fires: both count.
+  socket.once("error", (error: NodeJS.ErrnoException) => {
+    ended ??= error.code === "ECONNRESET" ? "reset" : (error.code ?? "error");
   });
+  socket.once("close", () => {
+    ended ??= "closed";
+  });
+  socket.once("connect", () => socket.write(hello));
+  const outcome = await eventually(
+    () => ended ?? (backend.bytes() - bytesBefore >= hello.length ? "open" : null),
+    (seen) => seen !== null,
+  );
   socket.destroy();
-  return outcome;
+  return outcome ?? "timeout";
 }
 
 describe("blocking by ip, cidr and country", () => {
@@ -63,7 +74,7 @@ blocked_countries = ["CN"]
     );
     proxy = await startProxy(config);
     port = proxy.port(LISTENER);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();
@@ -78,7 +89,7 @@ blocked_countries = ["CN"]
   ])("%s: reset, and the backend sees nothing", async (_name, source, host, ruleType, rule) => {
     const connectionsBefore = backend.connections();
     const bytesBefore = backend.bytes();
-    expect(await attempt(port, hello, source, host)).toBe("reset");
+    expect(await attempt(backend, port, hello, source, host)).toBe("reset");
     const line = await proxy.waitForLog(
       new RegExp(`outcome=blocked rule_type=${ruleType} rule=${rule.replace(/[.*/]/g, "\\$&")}`),
     );
@@ -93,7 +104,7 @@ blocked_countries = ["CN"]
     ["127.0.1.0's neighbour 127.0.2.1", "127.0.2.1"],
   ])("%s is served", async (_name, source) => {
     const before = backend.bytes();
-    expect(await attempt(port, hello, source)).toBe("open");
+    expect(await attempt(backend, port, hello, source)).toBe("open");
     expect(backend.bytes() - before).toBe(hello.length);
   });
 });
@@ -121,7 +132,7 @@ blocked_countries = ["RU"]
     );
     proxy = await startProxy(config);
     port = proxy.port("127.0.0.1:0");
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();
@@ -129,13 +140,13 @@ blocked_countries = ["RU"]
   });
 
   test("served before, reset after the reload, still reset after a corrupt file", async () => {
-    expect(await attempt(port, hello, "127.0.0.4")).toBe("open"); // DE
-    expect(await attempt(port, hello, "127.0.0.2")).toBe("reset"); // RU
+    expect(await attempt(backend, port, hello, "127.0.0.4")).toBe("open"); // DE
+    expect(await attempt(backend, port, hello, "127.0.0.2")).toBe("reset"); // RU
 
     copyFileSync(join(GEOIP, "country-b.mmdb"), geoip); // 127.0.0.4 → RU
     proxy.proc.kill("SIGHUP");
     await proxy.waitForLog(/msg="GeoIP database reloaded"/);
-    expect(await attempt(port, hello, "127.0.0.4")).toBe("reset");
+    expect(await attempt(backend, port, hello, "127.0.0.4")).toBe("reset");
 
     copyFileSync(join(GEOIP, "corrupt.mmdb"), geoip);
     proxy.proc.kill("SIGHUP");
@@ -143,8 +154,8 @@ blocked_countries = ["RU"]
       /level=ERROR msg="GeoIP reload failed, keeping the previous database"/,
     );
     expect(error).toContain(geoip);
-    expect(await attempt(port, hello, "127.0.0.4")).toBe("reset");
-    expect(await attempt(port, hello, "127.0.0.1")).toBe("open");
+    expect(await attempt(backend, port, hello, "127.0.0.4")).toBe("reset");
+    expect(await attempt(backend, port, hello, "127.0.0.1")).toBe("open");
   });
 });
 
@@ -163,7 +174,7 @@ describe("connection limits", () => {
         listenerWithRoute("127.0.0.2:0", "app.test", backend.port, "max_connections = 3"),
     );
     proxy = await startProxy(config);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();
@@ -173,25 +184,36 @@ describe("connection limits", () => {
   test("max_connections_per_ip = 2: the third from one address is reset, another address is served", async () => {
     const port = proxy.port("127.0.0.1:0");
     const held: Socket[] = [];
+    const connectionsBefore = backend.connections();
     for (let i = 0; i < 2; i++) {
       const socket = await rawConnect(port, "127.0.0.10");
       socket.on("error", () => {});
       socket.write(hello);
       held.push(socket);
     }
-    await Bun.sleep(100);
-    expect(await attempt(port, hello, "127.0.0.10")).toBe("reset");
+    // Both are piped (the backend got them): they hold the address's two slots.
+    await eventually(backend.connections, (n) => n >= connectionsBefore + 2);
+    expect(await attempt(backend, port, hello, "127.0.0.10")).toBe("reset");
     await proxy.waitForLog(/client=127\.0\.0\.10:\d+ .*outcome=limit/);
-    expect(await attempt(port, hello, "127.0.0.11")).toBe("open");
+    expect(await attempt(backend, port, hello, "127.0.0.11")).toBe("open");
     for (const socket of held) socket.destroy();
-    await Bun.sleep(100);
+    // Wait for the proxy to end both (their access lines), which frees the slots.
+    const ends = () =>
+      proxy.logs.filter(
+        (line) =>
+          line.includes('msg="connection"') &&
+          line.includes("client=127.0.0.10:") &&
+          !line.includes("outcome=limit"),
+      ).length;
+    await eventually(ends, (n) => n >= 2);
     // Freed slots are reusable.
-    expect(await attempt(port, hello, "127.0.0.10")).toBe("open");
+    expect(await attempt(backend, port, hello, "127.0.0.10")).toBe("open");
   });
 
   test("max_connections = 3: the fourth from any address is reset", async () => {
     const port = proxy.port("127.0.0.2:0");
     const held: Socket[] = [];
+    const connectionsBefore = backend.connections();
     for (const source of ["127.0.0.20", "127.0.0.21", "127.0.0.22"]) {
       const { connect } = await import("node:net");
       const socket = connect({ host: "127.0.0.2", port, localAddress: source });
@@ -200,8 +222,8 @@ describe("connection limits", () => {
       socket.write(hello);
       held.push(socket);
     }
-    await Bun.sleep(100);
-    expect(await attempt(port, hello, "127.0.0.23", "127.0.0.2")).toBe("reset");
+    await eventually(backend.connections, (n) => n >= connectionsBefore + 3);
+    expect(await attempt(backend, port, hello, "127.0.0.23", "127.0.0.2")).toBe("reset");
     for (const socket of held) socket.destroy();
   });
 });

@@ -21,7 +21,7 @@ import {
   tempDir,
   writeFile,
 } from "./helpers/proxy.ts";
-import { clientHelloFor } from "./helpers/raw.ts";
+import { clientHelloFor } from "./helpers/tcp.ts";
 
 const LISTENER = "127.0.0.1:0";
 const FILE_LIMIT = 512;

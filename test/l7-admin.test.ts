@@ -1,19 +1,17 @@
 // l7 routes through the admin API of a running proxy: bad certificates refused, good ones live at once.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync } from "node:fs";
-import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
-import { AdminCallError, AdminClient } from "../src/client/index.ts";
-import { type AdminCerts, makeAdminCerts } from "./admin-support.ts";
+import { AdminCallError, type AdminClient } from "../src/client/index.ts";
+import { boundAdminAddr, makeAdminMtls } from "./helpers/admin.ts";
 import { runSClient } from "./helpers/backends.ts";
 import { type CertPair, makeCa, type TestCa } from "./helpers/certs.ts";
-import { curl, freePort } from "./helpers/clients.ts";
-import { type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
+import { curl } from "./helpers/clients.ts";
+import { type RunningProxy, startProxy, tempDir, writeProxyConfig } from "./helpers/proxy.ts";
 import { type EchoBackend, type EchoedRequest, startEchoBackend } from "./l7-peers.ts";
 
 const LISTENER = "127.0.0.1:0";
 
-let adminCerts: AdminCerts;
 let ca: TestCa;
 let echo: EchoBackend;
 let proxy: RunningProxy;
@@ -21,36 +19,20 @@ let client: AdminClient;
 let port: number;
 
 beforeAll(async () => {
-  adminCerts = makeAdminCerts();
+  const mtls = makeAdminMtls();
   ca = makeCa("l7-admin-ca");
   echo = startEchoBackend();
   const dir = tempDir();
-  const grpcPort = await freePort();
-  const config = writeFile(
+  const config = writeProxyConfig(
     dir,
-    "mc-proxy.toml",
-    `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+    `[[listeners]]
 addr = "${LISTENER}"
 
-[grpc]
-addr = "127.0.0.1:${grpcPort}"
-tls_cert = "${adminCerts.server.cert}"
-tls_key = "${adminCerts.server.key}"
-client_ca = "${adminCerts.ca}"
-`,
+${mtls.grpcToml({ withClient: false })}`,
   );
   proxy = await startProxy(config);
   port = proxy.port(LISTENER);
-  client = AdminClient.connect({
-    addr: `127.0.0.1:${grpcPort}`,
-    ca: adminCerts.ca,
-    cert: adminCerts.client.cert,
-    key: adminCerts.client.key,
-  });
+  client = mtls.connect(await boundAdminAddr(proxy));
 });
 
 afterAll(async () => {

@@ -1,11 +1,10 @@
 // End to end through l7 routes: curl (HTTP/1.1, h2), WebSocket, backend TLS, PROXY headers, l4 beside l7.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { makeCa, type TestCa } from "./helpers/certs.ts";
-import { curl, freePort } from "./helpers/clients.ts";
+import { curl } from "./helpers/clients.ts";
 import {
   logField,
   mcProxyCommand,
@@ -13,7 +12,11 @@ import {
   startProxy,
   tempDir,
   writeFile,
+  writeProxyConfig,
 } from "./helpers/proxy.ts";
+import { spawn } from "./helpers/scratch.ts";
+import { type DeadBackend, deadBackend } from "./helpers/tcp.ts";
+import { EVENTUALLY_MS, eventually } from "./helpers/wait.ts";
 import {
   type EchoBackend,
   type EchoedRequest,
@@ -37,6 +40,8 @@ let rawBackend: OpensslServer;
 let proxy: RunningProxy;
 let port: number;
 let ppPort: number;
+/** gone.test's backend: refuses every dial for the whole file. */
+let dead: DeadBackend;
 
 function l7Route(hostname: string, backend: string, extra = ""): string {
   const pair = ca.issue(hostname.replace("*", "star"), [hostname]);
@@ -60,23 +65,18 @@ beforeAll(async () => {
   strangerEcho = startEchoBackend(strangerCa.issue("untrusted.test"));
   proxyHeaderBackend = await startProxyHeaderBackend();
   rawBackend = await startOpensslServer(ca.issue("raw.test"));
-  const deadPort = await freePort();
+  dead = deadBackend();
   const dir = tempDir();
-  const config = writeFile(
+  const config = writeProxyConfig(
     dir,
-    "mc-proxy.toml",
-    `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+    `[[listeners]]
 addr = "${LISTENER}"
 ${l7Route("app.test", `127.0.0.1:${echo.port}`)}
 ${l7Route("*.wild.test", `127.0.0.1:${echo.port}`)}
 ${l7Route("secure.test", `127.0.0.1:${secureEcho.port}`, "backend_tls = true")}
 ${l7Route("untrusted.test", `127.0.0.1:${strangerEcho.port}`, "backend_tls = true")}
 ${l7Route("mismatch.test", `127.0.0.1:${secureEcho.port}`, "backend_tls = true")}
-${l7Route("gone.test", `127.0.0.1:${deadPort}`)}
+${l7Route("gone.test", `127.0.0.1:${dead.port}`)}
 ${l7Route("pp.test", `127.0.0.1:${proxyHeaderBackend.port}`, "send_proxy_protocol = true")}
 
   [[listeners.routes]]
@@ -105,6 +105,7 @@ afterAll(async () => {
   strangerEcho?.stop();
   proxyHeaderBackend?.stop();
   rawBackend?.stop();
+  dead?.close();
 });
 
 /** curl through the main listener to `https://<name>:<port><path>`, trusting the test CA. */
@@ -364,7 +365,7 @@ describe("failures and coexistence", () => {
         "/dev/null",
       ]);
       expect(download.exitCode).toBe(28); // curl: operation timed out, after some of the body
-      const upload = Bun.spawn(
+      const upload = spawn(
         [
           "curl",
           "--silent",
@@ -380,14 +381,24 @@ describe("failures and coexistence", () => {
         { stdin: "pipe", stdout: "ignore", stderr: "ignore" },
       );
       upload.stdin.write(new Uint8Array(256 * 1024));
-      await Bun.sleep(200);
+      // Mid-upload: curl has taken the bytes (a pipe holds 64 KiB, so the flush resolves once
+      // curl read the rest) and waits for more. Then it leaves. An EPIPE means it left first.
+      await Promise.race([
+        Promise.resolve(upload.stdin.flush()).catch(() => {}),
+        Bun.sleep(EVENTUALLY_MS),
+      ]);
       upload.kill("SIGKILL");
       await upload.exited;
       const after = await echoVia("app.test", "/still-there", [flag]);
       expect(after.status).toBe("200");
       expect(proxy.proc.exitCode).toBeNull();
-      // Cutting the backend request because the client left is not a backend failure.
-      await Bun.sleep(100);
+      // Cutting the backend request because the client left is not a backend failure: wait
+      // until the three connections (download, upload, still-there) have ended and logged.
+      // (Only two when the 0.5 s download gave up before its ClientHello got through, on a
+      // loaded machine: then this waits out the deadline, and checks all the same.)
+      const ended = () =>
+        proxy.logs.slice(before).filter((line) => /msg="connection".* sni=app\.test /.test(line));
+      await eventually(ended, (lines) => lines.length >= 3);
       expect(
         proxy.logs.slice(before).filter((line) => line.includes("backend request failed")),
       ).toEqual([]);
@@ -434,14 +445,9 @@ describe("certificates at start", () => {
   ])("%s stops the start with exit code 2, naming the path", async (_label, spoil, message) => {
     const dir = tempDir();
     const files = spoil(ca.issue("broken.test"));
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "127.0.0.1:0"
 
   [[listeners.routes]]
@@ -452,7 +458,7 @@ addr = "127.0.0.1:0"
   tls_key = "${files.key}"
 `,
     );
-    const proc = Bun.spawn([...mcProxyCommand(), "server", "-c", config], {
+    const proc = spawn([...mcProxyCommand(), "server", "-c", config], {
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -467,14 +473,9 @@ describe("timeouts and trust at start", () => {
   test("an idle l7 connection is closed after idle_timeout and logged with its bytes", async () => {
     const dir = tempDir();
     const pair = ca.issue("idle.test");
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "127.0.0.1:0"
 
   [[listeners.routes]]
@@ -523,21 +524,16 @@ idle_timeout = "1s"
   test("an unusable [proxy] backend_ca stops the start with exit code 2, naming the path", async () => {
     const dir = tempDir();
     const notPem = writeFile(dir, "not-a-ca.pem", "hello\n");
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "127.0.0.1:0"
 
 [proxy]
 backend_ca = "${notPem}"
 `,
     );
-    const proc = Bun.spawn([...mcProxyCommand(), "server", "-c", config], {
+    const proc = spawn([...mcProxyCommand(), "server", "-c", config], {
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -550,12 +546,11 @@ backend_ca = "${notPem}"
 });
 
 /** The first log line after index `from` matching `pattern` (earlier requests logged alike). */
-async function waitForNewLog(from: number, pattern: RegExp, timeoutMs = 5_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const line = proxy.logs.slice(from).find((candidate) => pattern.test(candidate));
-    if (line) return line;
-    await Bun.sleep(20);
-  }
+async function waitForNewLog(from: number, pattern: RegExp): Promise<string> {
+  const line = await eventually(
+    () => proxy.logs.slice(from).find((candidate) => pattern.test(candidate)),
+    (found) => found !== undefined,
+  );
+  if (line) return line;
   throw new Error(`no log line matching ${pattern} after line ${from}:\n${proxy.logs.join("\n")}`);
 }

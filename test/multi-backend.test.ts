@@ -18,6 +18,7 @@ import {
   writeFile,
 } from "./helpers/proxy.ts";
 import { type RestartableBackend, startRestartableBackend } from "./helpers/restartable-backend.ts";
+import { type DeadBackend, deadBackend } from "./helpers/tcp.ts";
 
 const LISTENER = "127.0.0.1:0";
 const NAMES = ["b0", "b1", "b2"] as const;
@@ -34,6 +35,8 @@ let grpcAddr: string;
 const backends: RestartableBackend[] = [];
 /** Ports nothing listens on (the "dead" route's backends). */
 const deadAddrs: string[] = [];
+/** Bound and never listening for the whole file: every dial to them is refused. */
+const deadSockets: DeadBackend[] = [];
 /** Accepts TCP and never answers: the kernel completes the handshake, the application hangs. */
 let hung: Server;
 const hungSockets = new Set<Socket>();
@@ -177,7 +180,11 @@ beforeAll(async () => {
   const grpcCert = ca.issue("localhost", ["localhost"]);
   const webCert = ca.issue("web.test");
   for (const name of NAMES) backends.push(await startRestartableBackend(ca.issue(name)));
-  for (let i = 0; i < 3; i++) deadAddrs.push(`127.0.0.1:${await freePort()}`);
+  for (let i = 0; i < 3; i++) {
+    const dead = deadBackend();
+    deadSockets.push(dead);
+    deadAddrs.push(`127.0.0.1:${dead.port}`);
+  }
 
   hung = createServer((socket) => {
     hungSockets.add(socket);
@@ -286,6 +293,7 @@ health_check_timeout = "500ms"
 }, 60_000);
 
 afterAll(async () => {
+  for (const dead of deadSockets) dead.close();
   client?.close();
   await proxy?.stop();
   for (const backend of backends) await backend.close();

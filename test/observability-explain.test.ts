@@ -20,9 +20,9 @@ import {
   startAdminFixture,
 } from "./admin-support.ts";
 import { makeCa } from "./helpers/certs.ts";
-import { type HoldBackend, startHoldBackend } from "./helpers/hold-backend.ts";
-import { tempDir } from "./helpers/proxy.ts";
-import { clientHelloFor } from "./helpers/raw.ts";
+import { proxyConfigText, tempDir } from "./helpers/proxy.ts";
+import { clientHelloFor, type HoldBackend, startHoldBackend } from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
 
 const GEOIP = resolve(import.meta.dir, "fixtures/geoip/country-a.mmdb"); // .2 RU, .3 CN, .4 DE
 const L = ":443";
@@ -41,11 +41,9 @@ beforeAll(() => {
   const dir = tempDir("mc-proxy-explain-unit-");
   const l7 = makeCa("explain-unit-ca", dir).issue("l7.test");
   const config = parseConfig(
-    `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+    proxyConfigText(
+      dir,
+      `[[listeners]]
 addr = "${L}"
   [[listeners.routes]]
   hostname = "app.test"
@@ -70,6 +68,7 @@ max_connections_per_ip = 2
   hostname = "app.test"
   backend = "10.0.0.5:443"
 `,
+    ),
     join(dir, "mc-proxy.toml"),
   );
   runtime = new Runtime({
@@ -355,7 +354,11 @@ describe("the counter snapshot", () => {
   test("a removed route and a removed rule keep their counts", () => {
     const dir = tempDir("mc-proxy-stats-unit-");
     const config = parseConfig(
-      `[database]\npath = "${join(dir, "db")}"\n[[listeners]]\naddr = ":443"\n  [[listeners.routes]]\n  hostname = "gone.test"\n  backend = "10.0.0.1:443"\n`,
+      proxyConfigText(
+        dir,
+        `[[listeners]]\naddr = ":443"\n  [[listeners.routes]]\n  hostname = "gone.test"\n  backend = "10.0.0.1:443"\n`,
+        join(dir, "db"),
+      ),
       join(dir, "mc-proxy.toml"),
     );
     const local = new Runtime({
@@ -460,9 +463,9 @@ describe("shutdown is counted", () => {
   test("a connection cut at shutdown_timeout ends with reason shutdown, on its listener and route", async () => {
     const dir = tempDir("mc-proxy-shutdown-stats-");
     const config = parseConfig(
-      `[database]
-path = "${join(dir, "mc-proxy.db")}"
-[[listeners]]
+      proxyConfigText(
+        dir,
+        `[[listeners]]
 addr = "127.0.0.1:0"
   [[listeners.routes]]
   hostname = "app.test"
@@ -470,6 +473,7 @@ addr = "127.0.0.1:0"
 [proxy]
 shutdown_timeout = "300ms"
 `,
+      ),
       join(dir, "mc-proxy.toml"),
     );
     const { logger, lines } = createMemoryLogger("info");
@@ -478,8 +482,7 @@ shutdown_timeout = "300ms"
     socket.on("error", () => {});
     try {
       socket.write(await clientHelloFor("app.test"));
-      const deadline = Date.now() + 10_000;
-      while (backend.connections() === 0 && Date.now() < deadline) await Bun.sleep(20);
+      await eventually(backend.connections, (n) => n > 0);
       expect(collectStats(server.runtime).listeners[0]!.connectionsActive).toBe(1);
       await server.shutdown("SIGTERM");
     } finally {

@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { join, resolve } from "node:path";
-import { AdminClient } from "../src/client/index.ts";
+import { resolve } from "node:path";
+import type { AdminClient } from "../src/client/index.ts";
 import { END_REASONS, type EndReason } from "../src/domain/end-reason.ts";
 import type {
   BackendSnapshot,
@@ -14,19 +14,27 @@ import type {
   TrafficCounts,
 } from "../src/domain/reports.ts";
 import { METRICS } from "../src/metrics/prometheus.ts";
+import { boundAdminAddr, boundMetricsAddr, makeAdminMtls, pinBoundAddrs } from "./helpers/admin.ts";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
-import { type CertPair, makeCa, type TestCa } from "./helpers/certs.ts";
-import { freePort, tlsAttempt } from "./helpers/clients.ts";
-import { type HoldBackend, startHoldBackend } from "./helpers/hold-backend.ts";
+import type { CertPair, TestCa } from "./helpers/certs.ts";
+import { tlsAttempt } from "./helpers/clients.ts";
 import {
   logField,
   mcproxyctlCommand,
   type RunningProxy,
   startProxy,
   tempDir,
-  writeFile,
+  writeProxyConfig,
 } from "./helpers/proxy.ts";
-import { clientHelloFor } from "./helpers/raw.ts";
+import { spawn } from "./helpers/scratch.ts";
+import {
+  clientHelloFor,
+  type DeadBackend,
+  deadBackend,
+  type HoldBackend,
+  startHoldBackend,
+} from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
 
 const GEOIP = resolve(import.meta.dir, "fixtures/geoip/country-a.mmdb"); // .2 RU, .3 CN, .4 DE
 const NO_SNI_HELLO = new Uint8Array(
@@ -44,7 +52,7 @@ interface Run {
 }
 
 async function mcproxyctl(args: string[]): Promise<Run> {
-  const proc = Bun.spawn([...mcproxyctlCommand(), ...args], { stdout: "pipe", stderr: "pipe" });
+  const proc = spawn([...mcproxyctlCommand(), ...args], { stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),
@@ -147,28 +155,6 @@ function counts(
   return { connectionsTotal, connectionsActive: 0, bytesUp, bytesDown, ends: ends(byReason) };
 }
 
-/** Polls until `check` passes (the proxy counts a connection's end a moment after the client sees it). */
-async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 15_000;
-  let value = await read();
-  while (!check(value) && Date.now() < deadline) {
-    await Bun.sleep(50);
-    value = await read();
-  }
-  return value;
-}
-
-function adminConfig(grpcAddr: string, server: CertPair, ca: TestCa, admin: CertPair): string {
-  return `[grpc]
-addr = "${grpcAddr}"
-tls_cert = "${server.cert}"
-tls_key = "${server.key}"
-client_ca = "${ca.cert}"
-client_cert = "${admin.cert}"
-client_key = "${admin.key}"
-`;
-}
-
 /** The Prometheus text parsed by the official Python client (python3-prometheus-client). */
 interface ParsedFamily {
   name: string;
@@ -202,22 +188,23 @@ print(json.dumps(out))
 describe("counters: every end reason, exact values", () => {
   const LISTENER = "127.0.0.1:0";
   const PP_LISTENER = "127.0.0.6:0";
-  let ca: TestCa;
-  let admin: CertPair;
+  let _ca: TestCa;
+  let _admin: CertPair;
   let reply: { port: number; server: Server };
   let hold: HoldBackend;
   let proxy: RunningProxy;
   let client: AdminClient;
   let config: string;
   let metricsAddr: string;
-  let deadAddr: string;
+  /** dead.test's backend: bound and never listening, so every dial is refused. */
+  let dead: DeadBackend;
   let hello: { app: Uint8Array; wild: Uint8Array; idle: Uint8Array; dead: Uint8Array };
   let noRoute: { other: Uint8Array; twoLabels: Uint8Array };
 
   beforeAll(async () => {
-    ca = makeCa("obs-ca");
-    admin = ca.issue("admin", ["admin"]);
-    const server = ca.issue("localhost", ["localhost"]);
+    const mtls = makeAdminMtls("obs-ca");
+    _ca = mtls.ca;
+    _admin = mtls.client;
     reply = await startReplyBackend();
     hold = await startHoldBackend();
     hello = {
@@ -231,16 +218,10 @@ describe("counters: every end reason, exact values", () => {
       twoLabels: await clientHelloFor("a.b.wild.test"),
     };
     const dir = tempDir("mc-proxy-observability-");
-    const grpcAddr = `127.0.0.1:${await freePort()}`;
-    metricsAddr = `127.0.0.1:${await freePort()}`;
-    deadAddr = `127.0.0.1:${await freePort()}`;
-    config = writeFile(
+    dead = deadBackend();
+    config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "${LISTENER}"
 max_connections_per_ip = 2
   [[listeners.routes]]
@@ -254,7 +235,7 @@ max_connections_per_ip = 2
   backend = "127.0.0.1:${hold.port}"
   [[listeners.routes]]
   hostname = "dead.test"
-  backend = "${deadAddr}"
+  backend = "127.0.0.1:${dead.port}"
   [[listeners.routes]]
   hostname = "unused.test"
   backend = "127.0.0.1:${reply.port}"
@@ -274,23 +255,27 @@ blocked_cidrs = ["127.0.1.0/24"]
 blocked_countries = ["CN"]
 
 [metrics]
-addr = "${metricsAddr}"
+addr = "127.0.0.1:0"
 
 [proxy]
 hello_timeout = "3s"
 idle_timeout = "1500ms"
 
-${adminConfig(grpcAddr, server, ca, admin)}`,
+${mtls.grpcToml()}`,
     );
     proxy = await startProxy(config);
-    client = AdminClient.connect({ addr: grpcAddr, ca: ca.cert, cert: admin.cert, key: admin.key });
-  }, 30_000);
+    // Ports 0 in the config: write the bound ones back for `mcproxyctl -c`.
+    await pinBoundAddrs(config, proxy);
+    metricsAddr = await boundMetricsAddr(proxy);
+    client = mtls.connect(await boundAdminAddr(proxy));
+  }, 60_000);
 
   afterAll(async () => {
     client?.close();
     await proxy?.stop();
     reply?.server.close();
     hold?.close();
+    dead?.close();
   });
 
   test("GetStats counts each end reason, bytes and firewall hits exactly", async () => {
@@ -412,7 +397,7 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
             {
               hostname: "dead.test",
               ...counts(1, 0, 0, { dial_failed: 1 }),
-              ...backendAt(deadAddr, 0, 1),
+              ...backendAt(`127.0.0.1:${dead.port}`, 0, 1),
             },
             {
               hostname: "idle.test",
@@ -647,7 +632,7 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
     expect(rows(backends!).slice(1)).toContainEqual([
       LISTENER,
       "dead.test",
-      deadAddr,
+      `127.0.0.1:${dead.port}`,
       "down",
       "0",
       "0",
@@ -701,7 +686,7 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
 describe("explain agrees with what a real connection then does", () => {
   const LISTENER = "127.0.0.1:0";
   let ca: TestCa;
-  let admin: CertPair;
+  let _admin: CertPair;
   let backendApp: OpensslServer;
   let backendWild: OpensslServer;
   let proxy: RunningProxy;
@@ -710,20 +695,15 @@ describe("explain agrees with what a real connection then does", () => {
   let port: number;
 
   beforeAll(async () => {
-    ca = makeCa("explain-ca");
-    admin = ca.issue("admin", ["admin"]);
-    const server = ca.issue("localhost", ["localhost"]);
+    const mtls = makeAdminMtls("explain-ca");
+    ca = mtls.ca;
+    _admin = mtls.client;
     backendApp = await startOpensslServer(ca.issue("backend-app"));
     backendWild = await startOpensslServer(ca.issue("backend-wild"));
     const dir = tempDir("mc-proxy-explain-");
-    const grpcAddr = `127.0.0.1:${await freePort()}`;
-    config = writeFile(
+    config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "${LISTENER}"
 max_connections_per_ip = 1
   [[listeners.routes]]
@@ -738,12 +718,13 @@ geoip_db = "${GEOIP}"
 blocked_ips = ["127.0.0.2"]
 blocked_countries = ["CN"]
 
-${adminConfig(grpcAddr, server, ca, admin)}`,
+${mtls.grpcToml()}`,
     );
     proxy = await startProxy(config);
+    await pinBoundAddrs(config, proxy);
     port = proxy.port(LISTENER);
-    client = AdminClient.connect({ addr: grpcAddr, ca: ca.cert, cert: admin.cert, key: admin.key });
-  }, 30_000);
+    client = mtls.connect(await boundAdminAddr(proxy));
+  }, 60_000);
 
   afterAll(async () => {
     client?.close();
@@ -754,14 +735,16 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
 
   /** The access log line of the next connection from `ip` after log index `from`. */
   async function connectionLine(from: number, ip: string): Promise<string> {
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      const line = proxy.logs
-        .slice(from)
-        .find((l) => l.includes('msg="connection"') && logField(l, "client")?.startsWith(`${ip}:`));
-      if (line) return line;
-      await Bun.sleep(20);
-    }
+    const line = await eventually(
+      () =>
+        proxy.logs
+          .slice(from)
+          .find(
+            (l) => l.includes('msg="connection"') && logField(l, "client")?.startsWith(`${ip}:`),
+          ),
+      (found) => found !== undefined,
+    );
+    if (line) return line;
     throw new Error(`no connection line for ${ip}; log:\n${proxy.logs.join("\n")}`);
   }
 

@@ -9,24 +9,27 @@ import { makeCa } from "./helpers/certs.ts";
 import { tlsAttempt } from "./helpers/clients.ts";
 import {
   mcProxyCommand,
+  proxyConfigText,
   type RunningProxy,
   startProxy,
   tempDir,
   writeFile,
 } from "./helpers/proxy.ts";
+import { spawn } from "./helpers/scratch.ts";
 
 const LISTENER = "127.0.0.1:0";
 
 function configText(dir: string, backendPort: number): string {
-  return `[database]
-path = "${join(dir, "state", "mc-proxy.db")}"
-
-[[listeners]]
+  return proxyConfigText(
+    dir,
+    `[[listeners]]
 addr = "${LISTENER}"
   [[listeners.routes]]
   hostname = "app.test"
   backend = "127.0.0.1:${backendPort}"
-`;
+`,
+    join(dir, "state", "mc-proxy.db"),
+  );
 }
 
 async function servedBy(proxy: RunningProxy): Promise<string | null> {
@@ -35,7 +38,7 @@ async function servedBy(proxy: RunningProxy): Promise<string | null> {
 }
 
 async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn([...mcProxyCommand(), ...args], { stdout: "pipe", stderr: "pipe" });
+  const proc = spawn([...mcProxyCommand(), ...args], { stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),
@@ -58,7 +61,7 @@ describe("persistence", () => {
     dir = tempDir();
     Bun.spawnSync(["mkdir", "-p", join(dir, "state")]);
     config = writeFile(dir, "mc-proxy.toml", configText(dir, first.port));
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     for (const proxy of proxies) await proxy.stop();

@@ -2,12 +2,18 @@
 // proxy_protocol → openssl backends. Routing uses the SNI; the firewall uses the header's client.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect as netConnect } from "node:net";
-import { join } from "node:path";
 import * as tls from "node:tls";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { makeCa } from "./helpers/certs.ts";
 import { type RunningHaproxy, startHaproxy } from "./helpers/haproxy.ts";
-import { logField, type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
+import {
+  logField,
+  type RunningProxy,
+  startProxy,
+  tempDir,
+  writeProxyConfig,
+} from "./helpers/proxy.ts";
+import { eventually } from "./helpers/wait.ts";
 
 const LISTENER = "127.0.0.1:0";
 const BLOCKED_CLIENT = "127.0.0.5";
@@ -65,14 +71,9 @@ describe("HAProxy in front of a proxy_protocol listener", () => {
     alpha = await startOpensslServer(ca.issue("alpha.test"));
     beta = await startOpensslServer(ca.issue("beta.test"));
     const dir = tempDir();
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "${LISTENER}"
 proxy_protocol = true
 proxy_protocol_from = ["127.0.0.0/8"]
@@ -95,7 +96,7 @@ blocked_ips = ["${BLOCKED_CLIENT}"]
       { name: "v1", target, sendProxy: "v1" },
       { name: "v2", target, sendProxy: "v2" },
     ]);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await haproxy?.stop();
@@ -150,14 +151,9 @@ describe("HAProxy health checks against a proxy_protocol listener", () => {
 
   beforeAll(async () => {
     const dir = tempDir();
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "${LISTENER}"
 proxy_protocol = true
 proxy_protocol_from = ["127.0.0.0/8"]
@@ -175,7 +171,7 @@ proxy_protocol_from = ["127.0.0.0/8"]
       // A bare connect, then a reset: often before mc-proxy has handled the accept.
       { name: "bare", target, sendProxy: "v2", serverOptions: "check inter 100" },
     ]);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await haproxy?.stop();
@@ -184,9 +180,9 @@ proxy_protocol_from = ["127.0.0.0/8"]
 
   test("each check ends in one clean log line, even when it was reset before the accept", async () => {
     const lines = () => proxy.logs.filter((line) => line.includes('msg="connection"'));
-    const deadline = Date.now() + 10_000;
-    while (lines().length < 20 && Date.now() < deadline) await Bun.sleep(100);
-    expect(lines().length).toBeGreaterThanOrEqual(20);
+    expect((await eventually(lines, (found) => found.length >= 20)).length).toBeGreaterThanOrEqual(
+      20,
+    );
     for (const line of lines()) {
       // The socket's own address (LOCAL), or "" when the peer was gone before the accept.
       expect(logField(line, "client")).toMatch(/^(127\.0\.0\.1:\d+|:0)$/);

@@ -2,13 +2,18 @@
 // slow, LOCAL or UNKNOWN header does, and what the backend receives after it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect as netConnect, type Socket } from "node:net";
-import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
 import { decodeProxyHeader } from "../src/proxy-protocol/decode.ts";
 import { encodeProxyV1 } from "../src/proxy-protocol/v1.ts";
 import { encodeProxyV2 } from "../src/proxy-protocol/v2.ts";
-import { logField, type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
-import { clientHelloFor } from "./helpers/raw.ts";
+import {
+  logField,
+  type RunningProxy,
+  startProxy,
+  tempDir,
+  writeProxyConfig,
+} from "./helpers/proxy.ts";
+import { clientHelloFor } from "./helpers/tcp.ts";
 
 /** proxy_protocol = true, anyone may connect; its route sends a v2 header on. */
 const OPEN = "127.0.0.1:0";
@@ -166,14 +171,9 @@ describe("a proxy_protocol listener", () => {
     sink = new Sink();
     sink.start();
     const dir = tempDir();
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "${OPEN}"
 proxy_protocol = true
 
@@ -201,7 +201,7 @@ hello_timeout = "1s"
     proxy = await startProxy(config);
     openPort = proxy.port(OPEN);
     guardedPort = proxy.port(GUARDED);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();

@@ -1,12 +1,12 @@
 // SPEC §6 backend side: a route with send_proxy_protocol gives nginx (listen … proxy_protocol) the
 // true client, for a direct client and for one that came through HAProxy first.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { makeCa, type TestCa } from "./helpers/certs.ts";
 import { curl } from "./helpers/clients.ts";
 import { type RunningHaproxy, startHaproxy } from "./helpers/haproxy.ts";
 import { parseEchoBody, type RunningNginx, startNginxProxyEcho } from "./helpers/nginx.ts";
-import { type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
+import { type RunningProxy, startProxy, tempDir, writeProxyConfig } from "./helpers/proxy.ts";
+import { eventually } from "./helpers/wait.ts";
 
 /** Clients connect here directly. */
 const DIRECT = "127.0.0.1:0";
@@ -24,14 +24,9 @@ describe("send_proxy_protocol to a real nginx", () => {
     nginx = await startNginxProxyEcho(ca.issue("nginx.test"));
     const backend = `127.0.0.1:${nginx.port}`;
     const dir = tempDir();
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "${DIRECT}"
 
   [[listeners.routes]]
@@ -61,7 +56,7 @@ proxy_protocol_from = ["127.0.0.0/8"]
       { name: "v1", target, sendProxy: "v1" },
       { name: "v2", target, sendProxy: "v2" },
     ]);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await haproxy?.stop();
@@ -128,10 +123,8 @@ proxy_protocol_from = ["127.0.0.0/8"]
     expect(result.exitCode).not.toBe(0);
     expect(result.body).toBe("");
     // nginx read the ClientHello where it wanted a PROXY header.
-    const deadline = Date.now() + 5_000;
-    while (!nginx.errorLog().includes("broken header") && Date.now() < deadline) {
-      await Bun.sleep(50);
-    }
-    expect(nginx.errorLog()).toContain("broken header");
+    expect(await eventually(nginx.errorLog, (log) => log.includes("broken header"))).toContain(
+      "broken header",
+    );
   });
 });

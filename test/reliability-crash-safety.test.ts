@@ -5,6 +5,7 @@ import { Database } from "bun:sqlite";
 import { afterAll, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { AdminCallError, AdminClient } from "../src/client/index.ts";
+import { boundAdminAddr } from "./helpers/admin.ts";
 import { startProxy } from "./helpers/proxy.ts";
 import { LISTENER, startWatchedProxy, type WatchedProxy } from "./reliability-support.ts";
 
@@ -138,7 +139,8 @@ test(`kill -9 during ${WRITES} admin writes loses no acknowledged write and corr
 
     proxy = await startProxy(watched.configPath, { env: { MC_PROXY_LOG_LEVEL: "info" } });
     current = proxy;
-    admin = AdminClient.connect(watched.adminOptions);
+    // Port 0 in the config: the restarted admin API has a new port.
+    admin = AdminClient.connect({ ...watched.adminOptions, addr: await boundAdminAddr(proxy) });
     checks.push(await verify(admin, writes.slice(0, next), `after kill ${k + 1}`));
   }
   checks.push(await verify(admin, writes, "at the end"));

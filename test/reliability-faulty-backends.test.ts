@@ -2,22 +2,22 @@
 // each, the proxy reports 0 active connections and is back at its baseline of descriptors.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { freePort } from "./helpers/clients.ts";
-import { clientHelloFor, residentBytes } from "./helpers/raw.ts";
 import {
   type BackendConnection,
-  eventually,
+  clientHelloFor,
+  type DeadBackend,
+  deadBackend,
   listenBackend,
-  MIB,
   type RawPeer,
   rawPeer,
   receivedHead,
+  residentBytes,
   sha256,
-  startWatchedProxy,
   type TestBackend,
-  type WatchedProxy,
   writeWithBackpressure,
-} from "./reliability-support.ts";
+} from "./helpers/tcp.ts";
+import { EVENTUALLY_MS, eventually } from "./helpers/wait.ts";
+import { MIB, startWatchedProxy, type WatchedProxy } from "./reliability-support.ts";
 
 /** Connections per case, side by side: a leak of one descriptor each shows as 20. */
 const PER_CASE = 20;
@@ -27,6 +27,8 @@ const EARLY_ANSWER = randomBytes(32 * 1024);
 const PARTIAL_ANSWER = randomBytes(48 * 1024);
 
 let watched: WatchedProxy;
+/** refuses.test's backend: bound, never listening, for the whole file. */
+let refused: DeadBackend;
 const backends: Record<string, TestBackend> = {};
 const hellos: Record<string, Uint8Array> = {};
 const peers: RawPeer[] = [];
@@ -68,10 +70,10 @@ beforeAll(async () => {
       connection.socket.end();
     },
   });
-  const refusedPort = await freePort();
+  refused = deadBackend();
   const routes = [
     { hostname: "ok.test", backend: `127.0.0.1:${backends.ok.port}` },
-    { hostname: "refuses.test", backend: `127.0.0.1:${refusedPort}` },
+    { hostname: "refuses.test", backend: `127.0.0.1:${refused.port}` },
     { hostname: "reset.test", backend: `127.0.0.1:${backends.reset.port}` },
     { hostname: "never-reads.test", backend: `127.0.0.1:${backends.neverReads.port}` },
     { hostname: "half-closes.test", backend: `127.0.0.1:${backends.halfCloses.port}` },
@@ -84,17 +86,18 @@ beforeAll(async () => {
     warmUp: async (port) => {
       const peer = await rawPeer(port);
       peer.socket.write(hellos["ok.test"]!);
-      expect(await eventually(() => peer.endedAt !== null, 5000)).toBe(true);
+      expect(await eventually(() => peer.endedAt !== null, EVENTUALLY_MS)).toBe(true);
       expect(new TextDecoder().decode(receivedHead(peer))).toBe("ok");
       peer.socket.end();
     },
   });
-}, 30_000);
+}, 60_000);
 
 afterAll(async () => {
   for (const peer of peers) peer.socket.terminate();
   await watched?.stop();
   for (const backend of Object.values(backends)) backend.stop();
+  refused?.close();
 });
 
 /** Opens PER_CASE clients that each send the ClientHello for `hostname`. */
@@ -121,7 +124,10 @@ describe("faulty backends", () => {
     expect(clients.map((peer) => peer.closeError)).toEqual(clients.map(() => "ECONNRESET"));
     expect(clients.every((peer) => peer.received === 0)).toBe(true);
     expect(
-      await eventually(() => watched.countOutcome("dial_failed") === before + PER_CASE, 3000),
+      await eventually(
+        () => watched.countOutcome("dial_failed") === before + PER_CASE,
+        EVENTUALLY_MS,
+      ),
     ).toBe(true);
     const warnings = watched.proxy.logs.filter(
       (line) =>
@@ -140,9 +146,11 @@ describe("faulty backends", () => {
   });
 
   test("accepts and never reads: the client's writes stall, memory stays bounded, idle_timeout ends it", async () => {
+    // The payload first: making 256 MiB of random bytes takes seconds on a loaded machine, and
+    // clients left idle that long after their ClientHello would meet idle_timeout (3 s) first.
+    const payload = randomBytes(256 * MIB);
     const rssBefore = residentBytes(watched.pid);
     const clients = await openClients("never-reads.test");
-    const payload = randomBytes(256 * MIB);
     const pushed = await Promise.all(
       clients.map((peer) => writeWithBackpressure(peer, payload, 1000)),
     );
@@ -162,18 +170,18 @@ describe("faulty backends", () => {
     const before = watched.countOutcome("idle_timeout");
     const closed = await eventually(
       () => clients.every((peer) => peer.closedAt !== null || peer.endedAt !== null),
-      IDLE_TIMEOUT_MS + 5000,
+      IDLE_TIMEOUT_MS + EVENTUALLY_MS,
     );
     expect(closed).toBe(true);
     expect(watched.countOutcome("idle_timeout")).toBe(before + PER_CASE);
     await expectSettled("never reads");
-  }, 30_000);
+  }, 60_000);
 
   test("half-closes early: its answer and FIN reach the client, the client's later bytes reach it", async () => {
     const clients = await openClients("half-closes.test");
     const gotFin = await eventually(
       () => clients.every((peer) => peer.endedAt !== null && peer.received === EARLY_ANSWER.length),
-      5000,
+      EVENTUALLY_MS,
     );
     expect(gotFin).toBe(true);
     // The client keeps writing after the backend's FIN, then ends its side.
@@ -190,7 +198,9 @@ describe("faulty backends", () => {
     for (const peer of clients) expect(sha256(receivedHead(peer))).toBe(sha256(EARLY_ANSWER));
     const expected = sha256(hellos["half-closes.test"]!, upload);
     const connections = backends.halfCloses!.connections;
-    expect(await eventually(() => connections.every((c) => c.closedAt !== null), 3000)).toBe(true);
+    expect(
+      await eventually(() => connections.every((c) => c.closedAt !== null), EVENTUALLY_MS),
+    ).toBe(true);
     expect(connections.map((c) => c.sha256)).toEqual(connections.map(() => expected));
     await expectSettled("half-closes early");
   });
@@ -199,9 +209,9 @@ describe("faulty backends", () => {
     const clients = await openClients("closes-mid-stream.test");
     const upload = randomBytes(8 * MIB);
     await Promise.all(clients.map((peer) => writeWithBackpressure(peer, upload, 1000)));
-    expect(await eventually(() => clients.every((peer) => peer.closedAt !== null), 5000)).toBe(
-      true,
-    );
+    expect(
+      await eventually(() => clients.every((peer) => peer.closedAt !== null), EVENTUALLY_MS),
+    ).toBe(true);
     for (const peer of clients) {
       // Whatever arrived is the backend's answer, in order (a prefix of it, or all of it when
       // the backend's FIN got ahead of its reset).

@@ -2,21 +2,19 @@
 // each, the proxy reports 0 active connections and is back at its baseline of descriptors.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { clientHelloFor } from "./helpers/raw.ts";
 import {
   type BackendConnection,
-  eventually,
+  clientHelloFor,
   gotFin,
   listenBackend,
-  MIB,
   type RawPeer,
   rawPeer,
   receivedHead,
-  startWatchedProxy,
   type TestBackend,
-  type WatchedProxy,
   writeWithBackpressure,
-} from "./reliability-support.ts";
+} from "./helpers/tcp.ts";
+import { EVENTUALLY_MS, eventually } from "./helpers/wait.ts";
+import { MIB, startWatchedProxy, type WatchedProxy } from "./reliability-support.ts";
 
 const PER_CASE = 20;
 const IDLE_TIMEOUT_MS = 3000;
@@ -56,11 +54,11 @@ beforeAll(async () => {
       const peer = await rawPeer(port);
       peer.socket.write(hellos["answers-on-end.test"]!);
       peer.socket.shutdown();
-      expect(await eventually(() => gotFin(peer), 5000)).toBe(true);
+      expect(await eventually(() => gotFin(peer), EVENTUALLY_MS)).toBe(true);
       peer.socket.end();
     },
   });
-}, 30_000);
+}, 60_000);
 
 afterAll(async () => {
   for (const peer of peers) peer.socket.terminate();
@@ -86,45 +84,53 @@ async function expectSettled(label: string): Promise<void> {
 describe("faulty clients", () => {
   test("reset mid-upload: the backend sees the reset (ECONNRESET, no FIN before it)", async () => {
     const connectionsBefore = backends.silent!.connections.length;
+    // One upload for all, made before the clients connect: 20 of them made one by one after
+    // would keep the last clients idle for seconds on a loaded machine (idle_timeout is 3 s).
+    const upload = randomBytes(8 * MIB);
     const clients = await openClients("silent.test");
-    const uploads = clients.map((peer) => writeWithBackpressure(peer, randomBytes(8 * MIB), 500));
+    // The backend reads all it gets: keep writing through pauses a loaded machine makes, until
+    // the reset below closes the socket.
+    const uploads = clients.map((peer) => writeWithBackpressure(peer, upload, EVENTUALLY_MS));
     const connections = () => backends.silent!.connections.slice(connectionsBefore);
     expect(
       await eventually(
         () => connections().length === PER_CASE && connections().every((c) => c.received >= MIB),
-        10_000,
+        EVENTUALLY_MS,
       ),
     ).toBe(true);
     for (const peer of clients) peer.socket.terminate();
     await Promise.all(uploads);
-    expect(await eventually(() => connections().every((c) => c.closedAt !== null), 5000)).toBe(
-      true,
-    );
+    expect(
+      await eventually(() => connections().every((c) => c.closedAt !== null), EVENTUALLY_MS),
+    ).toBe(true);
     // This backend only reads, so nothing of its own can mask the reset it is sent.
     expect(connections().map((c) => c.closeError)).toEqual(connections().map(() => "ECONNRESET"));
     expect(connections().every((c) => c.endedAt === null)).toBe(true);
     await expectSettled("reset mid-upload");
-  }, 30_000);
+  }, 60_000);
 
   test("reset mid-download, both directions busy: the backend is closed at once", async () => {
     const connectionsBefore = backends.streams!.connections.length;
+    const upload = randomBytes(4 * MIB); // before the clients connect, as above
     const clients = await openClients("streams.test");
-    const uploads = clients.map((peer) => writeWithBackpressure(peer, randomBytes(4 * MIB), 500));
-    expect(await eventually(() => clients.every((peer) => peer.received >= MIB), 10_000)).toBe(
-      true,
-    );
+    const uploads = clients.map((peer) => writeWithBackpressure(peer, upload, 500));
+    expect(
+      await eventually(() => clients.every((peer) => peer.received >= MIB), EVENTUALLY_MS),
+    ).toBe(true);
     const resetAt = performance.now();
     for (const peer of clients) peer.socket.terminate();
     await Promise.all(uploads);
     const connections = backends.streams!.connections.slice(connectionsBefore);
     expect(connections.length).toBe(PER_CASE);
-    expect(await eventually(() => connections.every((c) => c.closedAt !== null), 5000)).toBe(true);
+    expect(
+      await eventually(() => connections.every((c) => c.closedAt !== null), EVENTUALLY_MS),
+    ).toBe(true);
     // A backend busy writing may see the reset as EPIPE, or (once its own send() has reported
     // it) as an EOF: the kernel hides which. What matters is that it is let go of at once.
     const slowest = Math.max(...connections.map((c) => c.closedAt! - resetAt));
     expect(slowest).toBeLessThan(2000);
     await expectSettled("reset mid-download");
-  }, 30_000);
+  }, 60_000);
 
   test("half-close then wait: the FIN reaches the backend, its answer and FIN reach the client", async () => {
     const connectionsBefore = backends.answersOnEnd!.connections.length;
@@ -133,7 +139,7 @@ describe("faulty clients", () => {
     await Promise.all(clients.map((peer) => writeWithBackpressure(peer, upload)));
     // FIN, then wait with the socket open: the proxy must finish without the client closing.
     for (const peer of clients) peer.socket.shutdown();
-    expect(await eventually(() => clients.every(gotFin), 5000)).toBe(true);
+    expect(await eventually(() => clients.every(gotFin), EVENTUALLY_MS)).toBe(true);
     const expected = `received=${hellos["answers-on-end.test"]!.length + upload.length}\n`;
     for (const peer of clients) expect(new TextDecoder().decode(receivedHead(peer))).toBe(expected);
     const connections = backends.answersOnEnd!.connections.slice(connectionsBefore);
@@ -155,8 +161,10 @@ describe("faulty clients", () => {
       ),
     ).toBe(true);
     expect(clients.some(gotFin)).toBe(false);
-    expect(await eventually(() => clients.every(gotFin), IDLE_TIMEOUT_MS + 3000)).toBe(true);
+    expect(await eventually(() => clients.every(gotFin), IDLE_TIMEOUT_MS + EVENTUALLY_MS)).toBe(
+      true,
+    );
     expect(watched.countOutcome("idle_timeout")).toBe(before + PER_CASE);
     await expectSettled("half-close then wait (silent backend)");
-  }, 15_000);
+  }, 60_000);
 });

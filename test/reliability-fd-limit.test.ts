@@ -2,18 +2,17 @@
 // max_connections below the limit keeps it from running out at all.
 import { afterEach, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { clientHelloFor } from "./helpers/raw.ts";
 import {
-  eventually,
+  clientHelloFor,
   gotFin,
   listenBackend,
   type RawPeer,
   rawPeer,
   receivedHead,
-  startWatchedProxy,
   type TestBackend,
-  type WatchedProxy,
-} from "./reliability-support.ts";
+} from "./helpers/tcp.ts";
+import { EVENTUALLY_MS, eventually } from "./helpers/wait.ts";
+import { startWatchedProxy, type WatchedProxy } from "./reliability-support.ts";
 
 const HELLO_TIMEOUT_MS = 2000;
 /** Descriptors the proxy may open beyond its baseline. */
@@ -61,7 +60,7 @@ async function servedNow(hello: Uint8Array): Promise<boolean> {
   const peer = await rawPeer(watched!.port);
   peers.push(peer);
   peer.socket.write(hello);
-  await eventually(() => peer.received >= 2 || peer.closedAt !== null, 5000);
+  await eventually(() => peer.received >= 2 || peer.closedAt !== null, EVENTUALLY_MS);
   peer.socket.end();
   return new TextDecoder().decode(receivedHead(peer)) === "ok";
 }
@@ -71,14 +70,19 @@ test("out of descriptors: the proxy recovers, and every connection is cut or ser
   // More idle clients than the proxy has descriptors: the kernel completes the handshakes
   // of the rest and queues them in the listen backlog.
   for (let i = 0; i < CLIENTS; i++) peers.push(await rawPeer(watched!.port));
-  await Bun.sleep(300);
-  const fdsExhausted = watched!.fds();
+  // Wait until the proxy has taken all the descriptors it may (the rest wait in the backlog).
+  const fdsExhausted = await eventually(
+    watched!.fds,
+    (fds) => fds >= watched!.baselineFds + HEADROOM - 2,
+  );
   const cpuBefore = cpuMs(watched!.pid);
   await Bun.sleep(1000);
   const cpuWhileExhausted = cpuMs(watched!.pid) - cpuBefore;
   // hello_timeout cuts the first ones, which frees descriptors for the queued ones, which are
   // cut in turn: nobody is left hanging.
-  expect(await eventually(() => peers.every(gotFin), 4 * HELLO_TIMEOUT_MS + 4000, 100)).toBe(true);
+  expect(
+    await eventually(() => peers.every(gotFin), 4 * HELLO_TIMEOUT_MS + EVENTUALLY_MS, 100),
+  ).toBe(true);
   const cpuAfter = cpuMs(watched!.pid);
   await Bun.sleep(1000);
   const cpuIdle = cpuMs(watched!.pid) - cpuAfter;
@@ -93,7 +97,7 @@ test("out of descriptors: the proxy recovers, and every connection is cut or ser
   expect(watched!.countOutcome("hello_timeout")).toBe(CLIENTS);
   expect(cpuIdle).toBeLessThan(300);
   expect(settled).toEqual({ active: 0, fds: watched!.baselineFds });
-}, 30_000);
+}, 60_000);
 
 test("max_connections below the descriptor limit: the excess is reset at once, nothing spins", async () => {
   const maxConnections = HEADROOM / 2;
@@ -114,7 +118,7 @@ test("max_connections below the descriptor limit: the excess is reset at once, n
       () =>
         peers.filter((peer) => peer.closeError === "ECONNRESET").length + resetAtConnect ===
         CLIENTS - maxConnections,
-      5000,
+      EVENTUALLY_MS,
     ),
   ).toBe(true);
   const fdsHeld = watched!.fds();
@@ -125,7 +129,7 @@ test("max_connections below the descriptor limit: the excess is reset at once, n
   expect(
     await eventually(
       () => peers.every((peer) => peer.closedAt !== null || gotFin(peer)),
-      HELLO_TIMEOUT_MS + 3000,
+      HELLO_TIMEOUT_MS + EVENTUALLY_MS,
     ),
   ).toBe(true);
   expect(await servedNow(hello)).toBe(true);
@@ -137,4 +141,4 @@ test("max_connections below the descriptor limit: the excess is reset at once, n
   expect(watched!.countOutcome("limit")).toBe(CLIENTS - maxConnections);
   expect(cpuHeld).toBeLessThan(300);
   expect(settled).toEqual({ active: 0, fds: watched!.baselineFds });
-}, 30_000);
+}, 60_000);

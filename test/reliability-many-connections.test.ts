@@ -1,20 +1,23 @@
 // 10,000 concurrent connections held open on one listener: memory per connection measured, new
 // clients still served while they are held, then every one of them served, and all let go of.
 import { afterAll, expect, test } from "bun:test";
-import { clientHelloFor, residentBytes } from "./helpers/raw.ts";
 import {
   type BackendConnection,
-  eventually,
+  clientHelloFor,
   listenBackend,
-  MIB,
-  openFileLimits,
   type RawPeer,
-  raiseOpenFileLimit,
   rawPeer,
   receivedHead,
+  residentBytes,
   sha256,
-  startWatchedProxy,
   type TestBackend,
+} from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
+import {
+  MIB,
+  openFileLimits,
+  raiseOpenFileLimit,
+  startWatchedProxy,
   type WatchedProxy,
 } from "./reliability-support.ts";
 
@@ -100,11 +103,10 @@ test(`${HELD} connections held on one listener, then all served`, async () => {
     held.push(...batch);
   }
   const openMs = performance.now() - openStart;
-  let active = 0;
-  for (const deadline = Date.now() + 20_000; Date.now() < deadline && active !== HELD; ) {
-    active = await watched.active();
-    if (active !== HELD) await Bun.sleep(200);
-  }
+  const active = await eventually(watched.active, (count) => count === HELD, {
+    timeoutMs: 30_000,
+    stepMs: 200,
+  });
   expect(active).toBe(HELD);
   await Bun.sleep(1000);
   const rssHeld = residentBytes(pid);

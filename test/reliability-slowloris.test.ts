@@ -3,13 +3,11 @@
 import { afterAll, expect, test } from "bun:test";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { makeCa } from "./helpers/certs.ts";
-import { clientHelloFor, residentBytes } from "./helpers/raw.ts";
+import { clientHelloFor, type RawPeer, rawPeer, residentBytes } from "./helpers/tcp.ts";
+import { EVENTUALLY_MS, eventually } from "./helpers/wait.ts";
 import {
-  eventually,
   MIB,
   percentile,
-  type RawPeer,
-  rawPeer,
   startWatchedProxy,
   type TimedHandshake,
   timedHandshake,
@@ -99,7 +97,7 @@ test(`${SLOW_CLIENTS} slowloris clients are closed by hello_timeout while honest
   // They kept talking: bytes arriving do not extend hello_timeout.
   expect(Math.min(...sent.values())).toBeGreaterThanOrEqual(3);
   expect(
-    await eventually(() => watched!.countOutcome("hello_timeout") === SLOW_CLIENTS, 3000),
+    await eventually(() => watched!.countOutcome("hello_timeout") === SLOW_CLIENTS, EVENTUALLY_MS),
   ).toBe(true);
 
   // Honest clients were served throughout.

@@ -5,12 +5,19 @@ import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
-import type { Socket } from "bun";
-import { AdminClient, type AdminConnectOptions } from "../src/client/index.ts";
-import { type CertPair, makeCa, type TestCa } from "./helpers/certs.ts";
-import { freePort } from "./helpers/clients.ts";
-import { logField, type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
-import { openFds } from "./helpers/raw.ts";
+import type { AdminClient, AdminConnectOptions } from "../src/client/index.ts";
+import { boundAdminAddr, makeAdminMtls } from "./helpers/admin.ts";
+import type { TestCa } from "./helpers/certs.ts";
+import {
+  logField,
+  proxyConfigText,
+  type RunningProxy,
+  startProxy,
+  tempDir,
+  writeFile,
+} from "./helpers/proxy.ts";
+import { openFds } from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
 
 export const LISTENER = "127.0.0.1:0";
 export const MIB = 1024 * 1024;
@@ -59,23 +66,6 @@ export interface WatchedProxyOptions {
   warmUp?: (port: number) => Promise<void>;
 }
 
-/** Admin certificates for a [grpc] section with mTLS, and the client that presents them. */
-function grpcSection(ca: TestCa, addr: string): { toml: string; client: CertPair } {
-  const server = ca.issue("localhost", ["localhost"]);
-  const client = ca.issue("admin", ["admin"]);
-  return {
-    client,
-    toml: `[grpc]
-addr = "${addr}"
-tls_cert = "${server.cert}"
-tls_key = "${server.key}"
-client_ca = "${ca.cert}"
-client_cert = "${client.cert}"
-client_key = "${client.key}"
-`,
-  };
-}
-
 export function proxyConfigToml(options: {
   dir: string;
   routes: RouteToml[];
@@ -91,24 +81,22 @@ export function proxyConfigToml(options: {
 `,
     )
     .join("");
-  return `[database]
-path = "${join(options.dir, "mc-proxy.db")}"
-
-[[listeners]]
+  return proxyConfigText(
+    options.dir,
+    `[[listeners]]
 addr = "${LISTENER}"
 ${options.listenerToml ?? ""}
 ${routes}
 ${options.grpcToml}
 [proxy]
 ${options.proxyToml ?? ""}
-`;
+`,
+  );
 }
 
 export async function startWatchedProxy(options: WatchedProxyOptions): Promise<WatchedProxy> {
   const dir = tempDir("mc-proxy-reliability-");
-  const ca = makeCa("reliability-ca", dir);
-  const grpcAddr = `127.0.0.1:${await freePort()}`;
-  const grpc = grpcSection(ca, grpcAddr);
+  const mtls = makeAdminMtls("reliability-ca", { dir });
   const configPath = writeFile(
     dir,
     "mc-proxy.toml",
@@ -117,19 +105,14 @@ export async function startWatchedProxy(options: WatchedProxyOptions): Promise<W
       routes: options.routes,
       proxyToml: options.proxyToml,
       listenerToml: options.listenerToml,
-      grpcToml: grpc.toml,
+      grpcToml: mtls.grpcToml(),
     }),
   );
   const proxy = await startProxy(configPath, {
     env: { MC_PROXY_LOG_LEVEL: options.logLevel ?? "info" },
   });
-  const adminOptions: AdminConnectOptions = {
-    addr: grpcAddr,
-    ca: ca.cert,
-    cert: grpc.client.cert,
-    key: grpc.client.key,
-  };
-  const admin = AdminClient.connect(adminOptions);
+  const adminOptions = mtls.clientOptions(await boundAdminAddr(proxy));
+  const admin = mtls.connect(adminOptions.addr);
   const active = async () => {
     const status = await admin.status();
     return status.listeners.find((listener) => listener.addr === LISTENER)!.activeConnections;
@@ -137,13 +120,19 @@ export async function startWatchedProxy(options: WatchedProxyOptions): Promise<W
   await active(); // opens the admin channel: one descriptor in the proxy from now on
   if (options.warmUp) await options.warmUp(proxy.port(LISTENER));
   const fds = () => openFds(proxy.pid);
-  // Let the warm-up's sockets close, then take the lowest of a few readings.
-  await Bun.sleep(300);
-  let baselineFds = fds();
-  for (let i = 0; i < 3; i++) {
-    await Bun.sleep(100);
-    baselineFds = Math.min(baselineFds, fds());
-  }
+  // Let the warm-up's connections end, then wait until their descriptors are gone too: three
+  // equal readings in a row, 100 ms apart.
+  await eventually(active, (count) => count === 0);
+  const readings: number[] = [];
+  await eventually(
+    () => {
+      readings.push(fds());
+      return readings.slice(-3);
+    },
+    (last) => last.length === 3 && last.every((count) => count === last[0]),
+    { stepMs: 100 },
+  );
+  const baselineFds = Math.min(...readings.slice(-3));
   const countOutcome = (outcome: string) =>
     proxy.logs.filter(
       (line) => line.includes('msg="connection"') && logField(line, "outcome") === outcome,
@@ -157,21 +146,17 @@ export async function startWatchedProxy(options: WatchedProxyOptions): Promise<W
     dir,
     databasePath: join(dir, "mc-proxy.db"),
     configPath,
-    ca,
+    ca: mtls.ca,
     baselineFds,
     active,
     fds,
     countOutcome,
-    async settle(timeoutMs = 15_000) {
-      const deadline = Date.now() + timeoutMs;
-      let last = { active: -1, fds: -1 };
-      while (Date.now() < deadline) {
-        last = { active: await active(), fds: fds() };
-        if (last.active === 0 && last.fds <= baselineFds) return last;
-        await Bun.sleep(100);
-      }
-      return last;
-    },
+    settle: (timeoutMs = 15_000) =>
+      eventually(
+        async () => ({ active: await active(), fds: fds() }),
+        (last) => last.active === 0 && last.fds <= baselineFds,
+        { timeoutMs, stepMs: 100 },
+      ),
     async stop() {
       admin.close();
       await proxy.stop();
@@ -253,78 +238,6 @@ export function timedHandshake(
   });
 }
 
-/** What happened to a raw client socket (Bun.connect) so far. */
-export interface RawPeer {
-  socket: Socket<RawPeer>;
-  openedAt: number;
-  /** Bytes received. */
-  received: number;
-  /** The first bytes received, up to 64 KiB (for checking content). */
-  head: Uint8Array[];
-  endedAt: number | null;
-  closedAt: number | null;
-  closeError: string | null;
-  closed: Promise<void>;
-  /** Called on the next `drain` (set by writeWithBackpressure). */
-  onDrain: (() => void) | null;
-}
-
-/** A raw TCP client (Bun.connect, half-open allowed) that records what the proxy does to it. */
-export async function rawPeer(port: number, hostname = "127.0.0.1"): Promise<RawPeer> {
-  const { promise: closed, resolve: onClosed } = Promise.withResolvers<void>();
-  const peer = {
-    openedAt: performance.now(),
-    received: 0,
-    head: [],
-    endedAt: null,
-    closedAt: null,
-    closeError: null,
-    closed,
-    onDrain: null,
-  } as unknown as RawPeer;
-  peer.socket = await Bun.connect<RawPeer>({
-    hostname,
-    port,
-    allowHalfOpen: true,
-    data: peer,
-    socket: {
-      data(socket, chunk) {
-        const state = socket.data;
-        if (state.received < 64 * 1024) state.head.push(new Uint8Array(chunk));
-        state.received += chunk.length;
-      },
-      drain(socket) {
-        const onDrain = socket.data.onDrain;
-        socket.data.onDrain = null;
-        onDrain?.();
-      },
-      end(socket) {
-        socket.data.endedAt ??= performance.now();
-      },
-      close(socket, error) {
-        const state = socket.data;
-        if (state.closedAt !== null) return;
-        const onDrain = state.onDrain;
-        state.onDrain = null;
-        onDrain?.();
-        state.closedAt = performance.now();
-        state.closeError = error ? ((error as { code?: string }).code ?? error.message) : null;
-        onClosed();
-      },
-      error() {},
-    },
-  });
-  return peer;
-}
-
-/**
- * True once the proxy ended the peer's stream: a FIN (`end`), or a close without error, which
- * is how Bun reports the FIN when this side had already sent its own.
- */
-export function gotFin(peer: RawPeer): boolean {
-  return peer.endedAt !== null || (peer.closedAt !== null && peer.closeError === null);
-}
-
 /** The soft and hard open-file limits of a process, from /proc/<pid>/limits. */
 export function openFileLimits(pid: number | "self"): { soft: number; hard: number } {
   const line = readFileSync(`/proc/${pid}/limits`, "utf8")
@@ -349,141 +262,4 @@ export function raiseOpenFileLimit(pid: number): { soft: number; hard: number } 
   });
   if (result.exitCode !== 0) throw new Error(`prlimit: ${result.stderr.toString()}`);
   return openFileLimits(pid);
-}
-
-/** Resolves when `check()` is true, polling; false when it never was within timeoutMs. */
-export async function eventually(check: () => boolean, timeoutMs: number, stepMs = 50) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await Bun.sleep(stepMs);
-  }
-  return check();
-}
-
-/** One connection a test backend accepted. */
-export interface BackendConnection {
-  socket: Socket<BackendConnection>;
-  /** The proxy's port on this connection (read at accept: gone once closed). */
-  remotePort: number;
-  received: number;
-  /** SHA-256 of everything received, filled in when the peer's FIN or close arrives. */
-  sha256: string | null;
-  hash: Bun.CryptoHasher;
-  endedAt: number | null;
-  closedAt: number | null;
-  closeError: string | null;
-}
-
-export interface TestBackend {
-  port: number;
-  connections: BackendConnection[];
-  stop(): void;
-}
-
-/**
- * A Bun.listen backend on 127.0.0.1 (half-open allowed) whose behaviour is the given hooks;
- * every connection hashes and counts what it receives.
- */
-export function listenBackend(hooks: {
-  open?(connection: BackendConnection): void;
-  data?(connection: BackendConnection, chunk: Uint8Array): void;
-  end?(connection: BackendConnection): void;
-  drain?(connection: BackendConnection): void;
-}): TestBackend {
-  const connections: BackendConnection[] = [];
-  const server = Bun.listen<BackendConnection>({
-    hostname: "127.0.0.1",
-    port: 0,
-    allowHalfOpen: true,
-    socket: {
-      open(socket) {
-        const connection: BackendConnection = {
-          socket,
-          remotePort: socket.remotePort,
-          received: 0,
-          sha256: null,
-          hash: new Bun.CryptoHasher("sha256"),
-          endedAt: null,
-          closedAt: null,
-          closeError: null,
-        };
-        socket.data = connection;
-        connections.push(connection);
-        hooks.open?.(connection);
-      },
-      data(socket, chunk) {
-        const connection = socket.data;
-        connection.received += chunk.length;
-        connection.hash.update(chunk);
-        hooks.data?.(connection, chunk);
-      },
-      drain(socket) {
-        hooks.drain?.(socket.data);
-      },
-      end(socket) {
-        const connection = socket.data;
-        connection.endedAt = performance.now();
-        connection.sha256 ??= connection.hash.digest("hex");
-        hooks.end?.(connection);
-      },
-      close(socket, error) {
-        const connection = socket.data;
-        if (!connection || connection.closedAt !== null) return;
-        connection.closedAt = performance.now();
-        connection.closeError = error ? ((error as { code?: string }).code ?? error.message) : null;
-        connection.sha256 ??= connection.hash.digest("hex");
-      },
-      error() {},
-    },
-  });
-  return {
-    port: server.port,
-    connections,
-    stop: () => server.stop(true),
-  };
-}
-
-export function sha256(...parts: Uint8Array[]): string {
-  const hash = new Bun.CryptoHasher("sha256");
-  for (const part of parts) hash.update(part);
-  return hash.digest("hex");
-}
-
-/** Everything a raw peer received (its first 64 KiB), as one buffer. */
-export function receivedHead(peer: RawPeer): Uint8Array {
-  return Buffer.concat(peer.head);
-}
-
-/**
- * Writes `bytes` through a raw peer, waiting for `drain` after each short write. Stops early
- * when the socket closes or when no drain came for `stallMs` (the far side stopped reading).
- * Returns how many bytes the socket took.
- */
-export async function writeWithBackpressure(
-  peer: RawPeer,
-  bytes: Uint8Array,
-  stallMs = 2000,
-): Promise<{ written: number; stalled: boolean }> {
-  let offset = 0;
-  while (offset < bytes.length && peer.closedAt === null) {
-    const chunk = bytes.subarray(offset, offset + 64 * 1024);
-    const written = peer.socket.write(chunk);
-    if (written < 0) break;
-    offset += written;
-    if (written < chunk.length) {
-      const drained = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => {
-          peer.onDrain = null;
-          resolve(false);
-        }, stallMs);
-        peer.onDrain = () => {
-          clearTimeout(timer);
-          resolve(true);
-        };
-      });
-      if (!drained) return { written: offset, stalled: true };
-    }
-  }
-  return { written: offset, stalled: false };
 }

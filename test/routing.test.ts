@@ -1,10 +1,11 @@
 // End to end: real TLS clients (openssl, curl, node:tls) reach the backend their SNI names.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { type OpensslServer, runSClient, startOpensslServer } from "./helpers/backends.ts";
 import { makeCa, type TestCa } from "./helpers/certs.ts";
-import { curl, freePort, tlsAttempt } from "./helpers/clients.ts";
-import { type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
+import { curl, tlsAttempt } from "./helpers/clients.ts";
+import { type RunningProxy, startProxy, tempDir, writeProxyConfig } from "./helpers/proxy.ts";
+import { type DeadBackend, deadBackend, gotFin, rawPeer } from "./helpers/tcp.ts";
+import { eventually } from "./helpers/wait.ts";
 
 const LISTENER = "127.0.0.1:0";
 
@@ -15,23 +16,18 @@ describe("SNI routing with real peers", () => {
   let wild: OpensslServer;
   let proxy: RunningProxy;
   let port: number;
-  let deadPort: number;
+  let dead: DeadBackend;
 
   beforeAll(async () => {
     ca = makeCa();
     alpha = await startOpensslServer(ca.issue("alpha.test"));
     beta = await startOpensslServer(ca.issue("beta.test"));
     wild = await startOpensslServer(ca.issue("wild", ["*.wild.test"]));
-    deadPort = await freePort(); // nothing listens there: a stopped backend
+    dead = deadBackend(); // bound, never listening: a stopped backend, for the whole file
     const dir = tempDir();
-    const config = writeFile(
+    const config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `
-[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "${LISTENER}"
 
   [[listeners.routes]]
@@ -48,7 +44,7 @@ addr = "${LISTENER}"
 
   [[listeners.routes]]
   hostname = "gone.test"
-  backend = "127.0.0.1:${deadPort}"
+  backend = "127.0.0.1:${dead.port}"
 
 [proxy]
 connect_timeout = "2s"
@@ -56,11 +52,12 @@ connect_timeout = "2s"
     );
     proxy = await startProxy(config);
     port = proxy.port(LISTENER);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();
     for (const server of [alpha, beta, wild]) server?.stop();
+    dead?.close();
   });
 
   test.each([
@@ -116,18 +113,21 @@ connect_timeout = "2s"
     const result = await tlsAttempt(port, { servername: "gone.test" });
     expect(result.outcome).toBe("ECONNRESET");
     const line = await proxy.waitForLog(/level=WARN .*dial.*gone\.test/);
-    expect(line).toContain(`backend=127.0.0.1:${deadPort}`);
+    expect(line).toContain(`backend=127.0.0.1:${dead.port}`);
     await proxy.waitForLog(/msg="connection".*sni=gone\.test.*outcome=dial_failed/);
   });
 
   test("bytes that are not TLS are closed without an answer", async () => {
-    const socket = await Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      socket: { data() {}, close() {} },
-    });
-    socket.write("GET / HTTP/1.1\r\nHost: alpha.test\r\n\r\n");
-    await proxy.waitForLog(/msg="connection".*outcome=bad_hello/);
-    socket.end();
+    const peer = await rawPeer(port);
+    try {
+      peer.socket.write("GET / HTTP/1.1\r\nHost: alpha.test\r\n\r\n");
+      await proxy.waitForLog(/msg="connection".*outcome=bad_hello/);
+      // The proxy ends the connection (a FIN, not a reset) and not one byte came before it.
+      expect(await eventually(() => gotFin(peer))).toBe(true);
+      expect(peer.received).toBe(0);
+      expect(peer.closeError).toBeNull();
+    } finally {
+      peer.socket.end();
+    }
   });
 });

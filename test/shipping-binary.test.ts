@@ -10,7 +10,8 @@ import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { makeCa } from "./helpers/certs.ts";
 import { tlsAttempt } from "./helpers/clients.ts";
 import { type Arch, distPath, ensureBuilt, ROOT } from "./helpers/dist.ts";
-import { logField, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
+import { logField, startProxy, tempDir, writeFile, writeProxyConfig } from "./helpers/proxy.ts";
+import { spawn } from "./helpers/scratch.ts";
 
 /** ELF e_machine (System V gABI): EM_X86_64 and EM_AARCH64. */
 const ELF_MACHINE: Record<Arch, number> = { x64: 0x3e, arm64: 0xb7 };
@@ -87,7 +88,7 @@ async function run(
   command: string[],
   cwd: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn(command, { cwd, stdout: "pipe", stderr: "pipe" });
+  const proc = spawn(command, { cwd, stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),
@@ -119,13 +120,9 @@ describe("the x64 executables copied into an empty directory, source tree hidden
     const serverCert = ca.issue("localhost", ["localhost"]);
     const admin = ca.issue("admin", ["admin"]);
     const backend: OpensslServer = await startOpensslServer(ca.issue("backend-a"));
-    const config = writeFile(
+    const config = writeProxyConfig(
       work,
-      "mc-proxy.toml",
-      `[database]
-path = "${join(work, "mc-proxy.db")}"
-
-[[listeners]]
+      `[[listeners]]
 addr = "127.0.0.1:0"
   [[listeners.routes]]
   hostname = "a.example.com"

@@ -20,12 +20,16 @@ import {
 import { join, relative } from "node:path";
 import { distPath, ensureBuilt, ROOT } from "./helpers/dist.ts";
 import {
+  catchesSignal,
   mcProxyCommand,
+  proxyConfigText,
   type RunningProxy,
   startProxy,
   tempDir,
   writeFile,
+  writeProxyConfig,
 } from "./helpers/proxy.ts";
+import { eventually } from "./helpers/wait.ts";
 
 const UNITS = ["mc-proxy.service", "mc-proxy-backup.service", "mc-proxy-backup.timer"];
 const INSTALL = join(ROOT, "deploy/scripts/install.sh");
@@ -323,14 +327,14 @@ describe("the units' contents", () => {
     const config = writeFile(
       dir,
       "mc-proxy.toml",
-      `[database]\npath = "${join(dir, "mc-proxy.db")}"\n[[listeners]]\naddr = "127.0.0.1:0"\n`,
+      proxyConfigText(dir, `[[listeners]]\naddr = "127.0.0.1:0"\n`),
     );
     const proxy = await startProxy(config);
     try {
       // runServer installs its signal handlers just after logging "mc-proxy started"; a signal
       // in between meets the default action (reported to the server's owner). Not this test's
-      // subject: give the handlers a moment.
-      await Bun.sleep(300);
+      // subject: wait until the process catches SIGHUP.
+      expect(await eventually(() => catchesSignal(proxy.pid, "SIGHUP"))).toBe(true);
       const argv = reload.replace("$MAINPID", String(proxy.pid)).split(" ");
       expect(run(argv).code).toBe(0);
       await proxy.waitForLog(/msg="received SIGHUP, reloading GeoIP database"/);
@@ -362,12 +366,9 @@ describe("backup.sh", () => {
   beforeAll(async () => {
     dir = tempDir("mc-proxy-backup-");
     backups = join(dir, "backups");
-    config = writeFile(
+    config = writeProxyConfig(
       dir,
-      "mc-proxy.toml",
-      `[database]
-path = "${join(dir, "mc-proxy.db")}"
-[[listeners]]
+      `[[listeners]]
 addr = "127.0.0.1:0"
   [[listeners.routes]]
   hostname = "a.example.com"
@@ -391,7 +392,7 @@ addr = "127.0.0.1:0"
     };
     // The snapshot is taken while the server runs, as the timer does it.
     proxy = await startProxy(config);
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     await proxy?.stop();

@@ -4,8 +4,9 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { copyFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { freePort, tlsAttempt } from "./helpers/clients.ts";
-import { type RunningProxy, startProxy, tempDir, writeFile } from "./helpers/proxy.ts";
+import { tlsAttempt } from "./helpers/clients.ts";
+import { type RunningProxy, startProxy, tempDir, writeProxyConfig } from "./helpers/proxy.ts";
+import { type DeadBackend, deadBackend } from "./helpers/tcp.ts";
 
 const GEOIP_FIXTURE = join(import.meta.dir, "fixtures/geoip/country-a.mmdb");
 const LISTENER = "127.0.0.1:0";
@@ -14,24 +15,21 @@ const PRIORITY: Record<string, string> = { ERROR: "<3>", WARN: "<4>", INFO: "<6>
 
 let proxy: RunningProxy;
 let geoipPath: string;
+let dead: DeadBackend;
 
 beforeAll(async () => {
   const dir = tempDir("mc-proxy-journal-");
   geoipPath = join(dir, "GeoLite2-Country.mmdb");
   copyFileSync(GEOIP_FIXTURE, geoipPath);
-  // A backend port nobody listens on: routing there logs a dial failure (warn).
-  const closedPort = await freePort();
-  const config = writeFile(
+  // A backend that refuses every dial: routing there logs a dial failure (warn).
+  dead = deadBackend();
+  const config = writeProxyConfig(
     dir,
-    "mc-proxy.toml",
-    `[database]
-path = "${join(dir, "mc-proxy.db")}"
-
-[[listeners]]
+    `[[listeners]]
 addr = "${LISTENER}"
   [[listeners.routes]]
   hostname = "down.example.com"
-  backend = "127.0.0.1:${closedPort}"
+  backend = "127.0.0.1:${dead.port}"
 
 [firewall]
 geoip_db = "${geoipPath}"
@@ -40,10 +38,11 @@ geoip_db = "${geoipPath}"
   proxy = await startProxy(config, {
     env: { JOURNAL_STREAM: "8:12345", MC_PROXY_LOG_LEVEL: "debug" },
   });
-}, 30_000);
+}, 60_000);
 
 afterAll(async () => {
   await proxy?.stop();
+  dead?.close();
 });
 
 test("each level gets its priority prefix: <7> debug, <6> info, <4> warn, <3> error", async () => {
@@ -79,11 +78,7 @@ test("each level gets its priority prefix: <7> debug, <6> info, <4> warn, <3> er
 
 test("without JOURNAL_STREAM no line has a prefix", async () => {
   const dir = tempDir("mc-proxy-no-journal-");
-  const config = writeFile(
-    dir,
-    "mc-proxy.toml",
-    `[database]\npath = "${join(dir, "mc-proxy.db")}"\n[[listeners]]\naddr = "${LISTENER}"\n`,
-  );
+  const config = writeProxyConfig(dir, `[[listeners]]\naddr = "${LISTENER}"\n`);
   const plain = await startProxy(config, { env: { JOURNAL_STREAM: "" } });
   await plain.stop();
   expect(plain.logs.length).toBeGreaterThanOrEqual(2);

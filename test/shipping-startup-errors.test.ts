@@ -7,14 +7,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort } from "./helpers/clients.ts";
 import {
   mcProxyCommand,
+  proxyConfigText,
   type RunningProxy,
   startProxy,
   tempDir,
   writeFile,
 } from "./helpers/proxy.ts";
+import { trackProcess } from "./helpers/scratch.ts";
 
 const AS_ROOT = process.getuid?.() === 0;
 const NOBODY_UID = 65534;
@@ -36,13 +37,15 @@ async function serverExit(
           "--inh-caps=-all",
         ]
       : [];
-  const proc = Bun.spawn([...drop, ...mcProxyCommand(), "server", "-c", config], {
-    cwd: options.cwd,
-    stdout: "pipe",
-    stderr: "pipe",
-    // nobody cannot read root's home; give Bun a HOME it may use.
-    env: { ...process.env, HOME: options.cwd ?? process.env.HOME ?? "/tmp" },
-  });
+  const proc = trackProcess(
+    Bun.spawn([...drop, ...mcProxyCommand(), "server", "-c", config], {
+      cwd: options.cwd,
+      stdout: "pipe",
+      stderr: "pipe",
+      // nobody cannot read root's home; give Bun a HOME it may use.
+      env: { ...process.env, HOME: options.cwd ?? process.env.HOME ?? "/tmp" },
+    }),
+  );
   const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
   const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
@@ -68,7 +71,7 @@ function fatalLine(stderr: string): string {
 }
 
 function configText(databasePath: string, listener: string): string {
-  return `[database]\npath = "${databasePath}"\n\n[[listeners]]\naddr = "${listener}"\n`;
+  return proxyConfigText("", `[[listeners]]\naddr = "${listener}"\n`, databasePath);
 }
 
 describe("address already in use", () => {
@@ -78,9 +81,11 @@ describe("address already in use", () => {
 
   beforeAll(async () => {
     dir = tempDir("mc-proxy-in-use-");
-    addr = `127.0.0.1:${await freePort()}`;
-    first = await startProxy(writeFile(dir, "first.toml", configText(join(dir, "first.db"), addr)));
-  }, 30_000);
+    const any = "127.0.0.1:0";
+    first = await startProxy(writeFile(dir, "first.toml", configText(join(dir, "first.db"), any)));
+    // The port the first one holds (for the whole describe): the second names it explicitly.
+    addr = `127.0.0.1:${first.port(any)}`;
+  }, 60_000);
 
   afterAll(async () => {
     await first?.stop();
@@ -139,7 +144,7 @@ describe("database not writable", () => {
     expect(lines[0]).toContain("permission denied");
     expect(lines[0]).toContain(EXPECTED_USER);
     expect(readFileSync(database)).toEqual(before);
-  }, 30_000);
+  }, 60_000);
 
   test("a path under a regular file fails even for root: exit 1, naming the path", async () => {
     const dir = tempDir("mc-proxy-db-notdir-");

@@ -1,8 +1,8 @@
 // Signals around start-up, and the fatal start-up line under journald.
 import { expect, test } from "bun:test";
-import { join } from "node:path";
 import { makeCa } from "./helpers/certs.ts";
-import { mcProxyCommand, tempDir, writeFile } from "./helpers/proxy.ts";
+import { mcProxyCommand, proxyConfigText, tempDir, writeFile } from "./helpers/proxy.ts";
+import { spawn } from "./helpers/scratch.ts";
 
 /** With an admin API: its bind is awaited after the listeners start, a window for a signal. */
 function config(dir: string): string {
@@ -11,9 +11,9 @@ function config(dir: string): string {
   return writeFile(
     dir,
     "mc-proxy.toml",
-    `[database]
-path = "${join(dir, "db.sqlite")}"
-[[listeners]]
+    proxyConfigText(
+      dir,
+      `[[listeners]]
 addr = "127.0.0.1:0"
 [grpc]
 addr = "127.0.0.1:0"
@@ -21,13 +21,14 @@ tls_cert = "${server.cert}"
 tls_key = "${server.key}"
 client_ca = "${ca.cert}"
 `,
+    ),
   );
 }
 
 test.each(["SIGTERM", "SIGINT"] as const)(
   "%s as soon as the first listener is up drains and exits 0 (no default-action death)",
   async (signal) => {
-    const proc = Bun.spawn([...mcProxyCommand(), "server", "-c", config(tempDir())], {
+    const proc = spawn([...mcProxyCommand(), "server", "-c", config(tempDir())], {
       stdout: "ignore",
       stderr: "pipe",
     });
@@ -52,7 +53,7 @@ test.each(["SIGTERM", "SIGINT"] as const)(
 test("under journald the fatal start-up line carries the error priority", async () => {
   const dir = tempDir();
   const path = writeFile(dir, "mc-proxy.toml", '[[listeners]]\naddr = "127.0.0.1:0"\n');
-  const proc = Bun.spawn([...mcProxyCommand(), "server", "-c", path], {
+  const proc = spawn([...mcProxyCommand(), "server", "-c", path], {
     stderr: "pipe",
     env: { ...process.env, JOURNAL_STREAM: "8:1234" },
   });

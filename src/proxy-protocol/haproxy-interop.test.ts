@@ -4,6 +4,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess, TCPSocketListener } from "bun";
+import { onFreshPorts, stopProcess, waitUntilListening } from "../../test/helpers/haproxy.ts";
+import { trackProcess } from "../../test/helpers/scratch.ts";
 import { decodeProxyHeader } from "./decode.ts";
 import type { ProxyEndpoint, ProxyHeaderResult } from "./header.ts";
 import { encodeProxyV1 } from "./v1.ts";
@@ -23,26 +25,6 @@ function endsWith(bytes: Uint8Array, tail: Uint8Array): boolean {
   for (let i = 0; i < tail.length; i++)
     if (bytes[bytes.length - tail.length + i] !== tail[i]) return false;
   return true;
-}
-
-async function freePort(): Promise<number> {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
-
-async function waitForPort(port: number, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    try {
-      const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-      socket.end();
-      return;
-    } catch {
-      await Bun.sleep(50);
-    }
-  }
-  throw new Error(`haproxy did not listen on 127.0.0.1:${port} in time`);
 }
 
 beforeAll(async () => {
@@ -66,12 +48,20 @@ beforeAll(async () => {
       },
     },
   });
-  for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
   workDir = await mkdtemp(join(tmpdir(), "mc-proxy-haproxy-"));
   const backend = `127.0.0.1:${capture.port}`; // the capture server above
-  const config = `
+  // haproxy cannot listen on port 0: ports free a moment ago, retried should one be taken first.
+  haproxy = await onFreshPorts(4, async (chosen) => {
+    [ports.plainV2, ports.plainV1, ports.acceptV2, ports.acceptV1] = chosen as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    const config = `
 global
   maxconn 100
+  noreuseport
 defaults
   mode tcp
   timeout connect 2s
@@ -97,13 +87,26 @@ backend send_v2
 backend send_v1
   server capture ${backend} send-proxy
 `;
-  await Bun.write(join(workDir, "haproxy.cfg"), config);
-  haproxy = Bun.spawn(["haproxy", "-db", "-f", join(workDir, "haproxy.cfg")], {
-    stdout: "ignore",
-    stderr: "pipe",
+    await Bun.write(join(workDir, "haproxy.cfg"), config);
+    const proc = trackProcess(
+      Bun.spawn(["haproxy", "-db", "-f", join(workDir, "haproxy.cfg")], {
+        stdout: "ignore",
+        stderr: "pipe",
+      }),
+    );
+    let stderr = "";
+    (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of proc.stderr) stderr += decoder.decode(chunk, { stream: true });
+    })();
+    try {
+      await waitUntilListening("haproxy", proc, chosen, () => stderr);
+    } catch (error) {
+      await stopProcess(proc);
+      throw error;
+    }
+    return proc;
   });
-  const deadline = Date.now() + 5000;
-  for (const port of Object.values(ports)) await waitForPort(port, deadline);
 });
 
 afterAll(async () => {
@@ -124,8 +127,8 @@ async function relay(
   const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>();
   captures.push(resolve);
   const timer = setTimeout(
-    () => reject(new Error(`nothing relayed by haproxy on port ${port} within 3 s`)),
-    3000,
+    () => reject(new Error(`nothing relayed by haproxy on port ${port} within 15 s`)),
+    15_000,
   );
   const client = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
   client.write(new Uint8Array([...prefix, ...PAYLOAD]));

@@ -171,15 +171,21 @@ describe("snapshot", () => {
 
   test("snapshots taken while another process writes are consistent", async () => {
     seededStore().close();
-    // The writer adds w0, w1, w2, … one transaction each, as fast as it can, for 1.5 s.
+    // The writer adds w0, w1, w2, … one transaction each, as fast as it can, until the stop
+    // file appears: w0 before "ready" and one more after the stop, so every copy sees at least
+    // one write and none sees them all, however the machine's load spaces the copies.
+    const stop = join(dir, "stop-writing");
     const writer = `
+      import { existsSync } from "node:fs";
       import { Store } from ${JSON.stringify(join(import.meta.dir, "store.ts"))};
       const store = Store.open(${JSON.stringify(dbPath)});
       const base = { backend: "127.0.0.1:9", backends: [{ addr: "127.0.0.1:9", weight: 1 }], balance: "least_connections", healthCheck: "none", healthCheckPath: "", mode: "l4", tlsCert: "", tlsKey: "", backendTls: false, sendProxyProtocol: false };
       let n = 0;
+      const add = () => store.addRoute(":443", { ...base, hostname: "w" + n++ + ".example.com" });
+      add();
       console.log("ready");
-      const end = Date.now() + 1500;
-      while (Date.now() < end) store.addRoute(":443", { ...base, hostname: "w" + n++ + ".example.com" });
+      while (!existsSync(${JSON.stringify(stop)})) add();
+      add();
       store.close();
       console.log(n);
     `;
@@ -187,32 +193,40 @@ describe("snapshot", () => {
       stdout: "pipe",
       stderr: "inherit",
     });
-    const reader = child.stdout.getReader();
-    let output = "";
-    while (!output.includes("ready\n")) {
-      const chunk = await reader.read();
-      if (chunk.done) break;
-      output += new TextDecoder().decode(chunk.value);
-    }
-    expect(output).toContain("ready");
-
+    let total: number;
     const counts: number[] = [];
-    for (let i = 0; i < 8; i++) {
-      await Bun.sleep(100);
-      const destination = join(dir, "backups", `during-${i}.db`);
-      snapshotDatabaseFile(dbPath, destination);
-      const { integrity, hostnames } = inspect(destination);
-      expect(integrity).toBe("ok");
-      // Consistent = one committed state: the seed, then w0..w(k-1) with no gap.
-      const written = hostnames.slice(2);
-      expect(written).toEqual(written.map((_h, k) => `w${k}.example.com`));
-      counts.push(written.length);
+    try {
+      const reader = child.stdout.getReader();
+      let output = "";
+      while (!output.includes("ready\n")) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        output += new TextDecoder().decode(chunk.value);
+      }
+      expect(output).toContain("ready");
+
+      for (let i = 0; i < 8; i++) {
+        await Bun.sleep(100);
+        const destination = join(dir, "backups", `during-${i}.db`);
+        snapshotDatabaseFile(dbPath, destination);
+        const { integrity, hostnames } = inspect(destination);
+        expect(integrity).toBe("ok");
+        // Consistent = one committed state: the seed, then w0..w(k-1) with no gap.
+        const written = hostnames.slice(2);
+        expect(written).toEqual(written.map((_h, k) => `w${k}.example.com`));
+        counts.push(written.length);
+      }
+      writeFileSync(stop, "");
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+        output += new TextDecoder().decode(chunk.value);
+      }
+      expect(await child.exited).toBe(0);
+      total = Number(output.trim().split("\n").at(-1));
+    } finally {
+      // Stop the writer whatever happened above (it would write forever).
+      writeFileSync(stop, "");
+      if (child.exitCode === null) child.kill();
     }
-    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-      output += new TextDecoder().decode(chunk.value);
-    }
-    expect(await child.exited).toBe(0);
-    const total = Number(output.trim().split("\n").at(-1));
     // The copies saw the writer mid-way: growing, never ahead of what it finally wrote.
     expect(counts.some((n) => n > 0 && n < total)).toBe(true);
     expect(counts).toEqual([...counts].sort((a, b) => a - b));

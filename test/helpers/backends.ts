@@ -1,6 +1,7 @@
 // Real peers for end-to-end tests: openssl s_server backends and openssl/curl clients.
 import type { Subprocess } from "bun";
 import type { CertPair } from "./certs.ts";
+import { spawn } from "./scratch.ts";
 
 export interface OpensslServer {
   port: number;
@@ -16,7 +17,7 @@ export async function startOpensslServer(
   pair: CertPair,
   extraArgs: string[] = [],
 ): Promise<OpensslServer> {
-  const proc = Bun.spawn(
+  const proc = spawn(
     [
       "openssl",
       "s_server",
@@ -64,7 +65,7 @@ export interface SClientResult {
 
 /** One `openssl s_client` run that sends nothing and quits: enough to see the certificate. */
 export async function runSClient(port: number, args: string[]): Promise<SClientResult> {
-  const proc = Bun.spawn(["openssl", "s_client", "-connect", `127.0.0.1:${port}`, ...args], {
+  const proc = spawn(["openssl", "s_client", "-connect", `127.0.0.1:${port}`, ...args], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",

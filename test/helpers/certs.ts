@@ -1,7 +1,7 @@
 // Test certificates made with the real openssl CLI: a CA and leaf certificates it signs.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { tempDir } from "./scratch.ts";
 
 export interface CertPair {
   cert: string;
@@ -22,10 +22,7 @@ function openssl(args: string[], cwd: string): void {
 }
 
 /** A fresh CA in its own temp directory (EC P-256: quick to generate). */
-export function makeCa(
-  label = "test-ca",
-  dir = mkdtempSync(join(tmpdir(), "mc-proxy-certs-")),
-): TestCa {
+export function makeCa(label = "test-ca", dir = tempDir("mc-proxy-certs-")): TestCa {
   const key = join(dir, `${label}-key.pem`);
   const cert = join(dir, `${label}.pem`);
   openssl(
@@ -113,7 +110,7 @@ export function makeCa(
  * pinned `tls_cert` looks like, and a quick valid certificate for l7 routes.
  */
 export function makeSelfSigned(
-  dir = mkdtempSync(join(tmpdir(), "mc-proxy-self-signed-")),
+  dir = tempDir("mc-proxy-self-signed-"),
   commonName = "localhost",
 ): CertPair {
   const cert = join(dir, "self-signed.pem");

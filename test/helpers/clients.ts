@@ -1,8 +1,13 @@
 // Client-side helpers: node:tls connections through the proxy, free ports, curl.
 import { createServer, connect as netConnect } from "node:net";
 import * as tls from "node:tls";
+import { spawn } from "./scratch.ts";
 
-/** A port that was free a moment ago (for configs that must name a port, like [grpc]). */
+/**
+ * A port that was free a moment ago. Nothing keeps it free: listen on port 0 and read the port
+ * back where the program can; use deadBackend() (tcp.ts) for a port that must refuse; peers
+ * that cannot report a port go through onFreshPorts() (haproxy.ts), which retries.
+ */
 export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = createServer();
@@ -68,7 +73,7 @@ export interface CurlResult {
 }
 
 export async function curl(args: string[], timeoutMs = 15_000): Promise<CurlResult> {
-  const proc = Bun.spawn(
+  const proc = spawn(
     ["curl", "--silent", "--show-error", "--max-time", String(timeoutMs / 1000), ...args],
     {
       stdout: "pipe",

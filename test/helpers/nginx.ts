@@ -1,11 +1,11 @@
 // A real nginx (Debian nginx 1.22) as a backend that expects a PROXY header: it answers every
 // HTTPS request with the addresses the header carried, so tests see what the backend learned.
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CertPair } from "./certs.ts";
-import { freePort } from "./clients.ts";
-import { stopProcess, waitUntilListening } from "./haproxy.ts";
-import { tempDir, writeFile } from "./proxy.ts";
+import { onFreshPorts, stopProcess, waitUntilListening } from "./haproxy.ts";
+import { writeFile } from "./proxy.ts";
+import { removeDir, tempDir, trackProcess } from "./scratch.ts";
 
 export interface RunningNginx {
   /** The 127.0.0.1 port of the `ssl proxy_protocol` server. */
@@ -34,11 +34,15 @@ export function parseEchoBody(body: string): {
 /**
  * Starts nginx in the foreground (`daemon off; master_process off`, as root: no `user`) with
  * `-p <tmp> -c <tmp>/nginx.conf`, every path (pid, logs, temp dirs) under the temp dir, and an
- * http server on `listen 127.0.0.1:<freePort()> ssl proxy_protocol` using `pair`.
+ * http server on `listen 127.0.0.1:<port> ssl proxy_protocol` using `pair` (a port from
+ * onFreshPorts: nginx cannot report a port the kernel chose).
  */
 export async function startNginxProxyEcho(pair: CertPair): Promise<RunningNginx> {
   if (!Bun.which("nginx")) throw new Error("nginx is not installed (apt-get install nginx)");
-  const port = await freePort();
+  return await onFreshPorts(1, ([port]) => startNginxOn(pair, port!));
+}
+
+async function startNginxOn(pair: CertPair, port: number): Promise<RunningNginx> {
   const dir = tempDir("mc-proxy-nginx-");
   const errorLog = join(dir, "error.log");
   const config = writeFile(
@@ -76,11 +80,13 @@ http {
 `,
   );
   // -e: nginx opens its error log before reading the config; keep even that one in the temp dir.
-  const proc = Bun.spawn(["nginx", "-p", dir, "-e", errorLog, "-c", config], {
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "pipe",
-  });
+  const proc = trackProcess(
+    Bun.spawn(["nginx", "-p", dir, "-e", errorLog, "-c", config], {
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    }),
+  );
   let stderr = "";
   (async () => {
     const decoder = new TextDecoder();
@@ -93,13 +99,19 @@ http {
       return "";
     }
   };
-  await waitUntilListening("nginx", proc, [port], () => `${stderr}\n${readErrorLog()}`);
+  try {
+    await waitUntilListening("nginx", proc, [port], () => `${stderr}\n${readErrorLog()}`);
+  } catch (error) {
+    await stopProcess(proc);
+    removeDir(dir);
+    throw error;
+  }
   return {
     port,
     errorLog: readErrorLog,
     async stop() {
       await stopProcess(proc);
-      rmSync(dir, { recursive: true, force: true });
+      removeDir(dir);
     },
   };
 }

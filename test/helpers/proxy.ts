@@ -1,8 +1,11 @@
 // Runs the real mc-proxy (sources, or the compiled executable named by MC_PROXY_BIN) as a child.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { trackProcess } from "./scratch.ts";
+import { EVENTUALLY_MS } from "./wait.ts";
+
+export { tempDir } from "./scratch.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 
@@ -18,10 +21,6 @@ export function mcproxyctlCommand(): string[] {
   return bin ? [resolve(bin)] : [process.execPath, join(ROOT, "src/cmd/mcproxyctl.ts")];
 }
 
-export function tempDir(prefix = "mc-proxy-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
 export function writeFile(dir: string, name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);
@@ -29,15 +28,16 @@ export function writeFile(dir: string, name: string, text: string): string {
 }
 
 /**
- * Writes `dir/mc-proxy.toml`: a database in `dir`, then `body` (listeners, [firewall], …).
- * Returns the config's path.
+ * The one builder of test configs: a [database] section (by default `dir/mc-proxy.db`), then
+ * `body` (listeners, [firewall], [grpc], …).
  */
-export function writeProxyConfig(dir: string, body: string): string {
-  return writeFile(
-    dir,
-    "mc-proxy.toml",
-    `[database]\npath = "${join(dir, "mc-proxy.db")}"\n\n${body}`,
-  );
+export function proxyConfigText(dir: string, body: string, databasePath?: string): string {
+  return `[database]\npath = "${databasePath ?? join(dir, "mc-proxy.db")}"\n\n${body}`;
+}
+
+/** Writes proxyConfigText(dir, body) to `dir/mc-proxy.toml`; returns the config's path. */
+export function writeProxyConfig(dir: string, body: string, databasePath?: string): string {
+  return writeFile(dir, "mc-proxy.toml", proxyConfigText(dir, body, databasePath));
 }
 
 /** A `[[listeners]]` block at `addr` with one l4 route `hostname` → 127.0.0.1:`backendPort`. */
@@ -83,7 +83,7 @@ export function logField(line: string, key: string): string | undefined {
 
 /**
  * Starts `mc-proxy server -c <configPath>` and waits for `msg="mc-proxy started"`. Fails
- * with the collected log when it exits first or takes longer than 20 s.
+ * with the collected log when it exits first or takes longer than 45 s.
  */
 export async function startProxy(
   configPath: string,
@@ -95,13 +95,15 @@ export async function startProxy(
   } = {},
 ): Promise<RunningProxy> {
   const command = options.command ?? mcProxyCommand();
-  const proc = Bun.spawn([...command, "server", "-c", configPath], {
-    cwd: options.cwd,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, MC_PROXY_LOG_LEVEL: "debug", ...options.env },
-  });
+  const proc = trackProcess(
+    Bun.spawn([...command, "server", "-c", configPath], {
+      cwd: options.cwd,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, MC_PROXY_LOG_LEVEL: "debug", ...options.env },
+    }),
+  );
   const logs: string[] = [];
   const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
   const ports = new Map<string, number>();
@@ -116,7 +118,7 @@ export async function startProxy(
     }
   };
   const exited = proc.exited;
-  (async () => {
+  const readerDone = (async () => {
     const decoder = new TextDecoder();
     let rest = "";
     for await (const chunk of proc.stderr) {
@@ -131,7 +133,11 @@ export async function startProxy(
     if (rest) onLine(rest);
   })();
 
-  const waitForLog = (pattern: RegExp, timeoutMs = 10_000, fromLine = 0): Promise<string> => {
+  const waitForLog = (
+    pattern: RegExp,
+    timeoutMs = EVENTUALLY_MS,
+    fromLine = 0,
+  ): Promise<string> => {
     const seen = logs.slice(fromLine).find((line) => pattern.test(line));
     if (seen) return Promise.resolve(seen);
     return new Promise((resolvePromise, reject) => {
@@ -152,10 +158,11 @@ export async function startProxy(
     });
   };
 
-  const started = waitForLog(/msg="mc-proxy started"/, 20_000);
+  // A hang guard: a start takes well under a second on an idle machine, far longer on a busy one.
+  const started = waitForLog(/msg="mc-proxy started"/, 45_000);
   const outcome = await Promise.race([started.then(() => "started"), exited.then(() => "exited")]);
   if (outcome === "exited") {
-    await Bun.sleep(50);
+    await readerDone; // the last lines it wrote
     throw new Error(
       `mc-proxy exited with ${proc.exitCode} before starting; log:\n${logs.join("\n")}`,
     );
@@ -180,4 +187,23 @@ export async function startProxy(
       return code;
     },
   };
+}
+
+const SIGNAL_NUMBERS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+
+/**
+ * True once process `pid` has a handler of its own for `signal` (its SigCgt mask in
+ * /proc/<pid>/status): from then on the signal reaches the program instead of the default action.
+ */
+export function catchesSignal(pid: number, signal: keyof typeof SIGNAL_NUMBERS): boolean {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return false;
+  }
+  const mask = status.match(/^SigCgt:\s+([0-9a-f]+)$/m)?.[1];
+  return (
+    mask !== undefined && ((BigInt(`0x${mask}`) >> BigInt(SIGNAL_NUMBERS[signal] - 1)) & 1n) === 1n
+  );
 }
