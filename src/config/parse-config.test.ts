@@ -1,4 +1,4 @@
-import { expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { ConfigError } from "./config-error.ts";
 import { parseConfig } from "./parse-config.ts";
 import type { Config, RouteSpec } from "./types.ts";
@@ -97,6 +97,7 @@ test("the SPEC §2 example parses into the exact Config", () => {
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
       backendCa: "",
+      workers: "auto",
     },
   };
   expect(parseConfig(SPEC_EXAMPLE, SOURCE)).toEqual(expected);
@@ -214,6 +215,7 @@ backend_ca = "ca/backends.pem"
       idleTimeoutMs: 3_600_000,
       shutdownTimeoutMs: 120_000,
       backendCa: "/etc/mc-proxy/ca/backends.pem",
+      workers: "auto",
     },
   };
   expect(parseConfig(text, SOURCE)).toEqual(expected);
@@ -244,6 +246,7 @@ test("absent sections and keys take the SPEC §2 defaults", () => {
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
       backendCa: "",
+      workers: "auto",
     },
   });
 });
@@ -695,4 +698,30 @@ test.each([
   expect(error.message).not.toMatch(/[\r\n]/);
   expect(error.exitCode).toBe(2);
   expect(error.name).toBe("ConfigError");
+});
+
+describe("[proxy] workers", () => {
+  const withWorkers = (value: string) =>
+    `[database]\npath = "/tmp/x.db"\n\n[[listeners]]\naddr = ":443"\n\n[proxy]\nworkers = ${value}\n`;
+
+  test.each([
+    ["1", 1],
+    ["4", 4],
+    ["64", 64],
+    ['"auto"', "auto"],
+  ])("workers = %s", (text, expected) => {
+    expect(parseConfig(withWorkers(text), SOURCE).proxy.workers).toBe(expected as number | "auto");
+  });
+
+  test.each([
+    ["0", "proxy.workers 0"],
+    ["65", "proxy.workers 65"],
+    ["1.5", "proxy.workers 1.5"],
+    ['"many"', 'proxy.workers "many"'],
+    ["true", "proxy.workers true"],
+  ])("workers = %s is refused", (text, prefix) => {
+    expect(() => parseConfig(withWorkers(text), SOURCE)).toThrow(
+      `${prefix}: expected "auto" or an integer 1-64`,
+    );
+  });
 });

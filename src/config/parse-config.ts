@@ -16,6 +16,7 @@ import type {
   FirewallRuleType,
   GrpcConfig,
   ProxyTimeouts,
+  WorkerCount,
 } from "./types.ts";
 
 /**
@@ -195,7 +196,22 @@ function readProxy(root: TableFields, resolvePath: PathResolver): ProxyTimeouts 
     idleTimeoutMs: readDuration(fields, "idle_timeout"),
     shutdownTimeoutMs: readDuration(fields, "shutdown_timeout"),
     backendCa: resolvePath(fields.string("backend_ca", DEFAULTS.proxy.backend_ca)),
+    workers: readWorkers(fields),
   };
+}
+
+/** The most workers a process runs (the shared admission table has a column per worker). */
+export const MAX_WORKER_COUNT = 64;
+
+function readWorkers(fields: TableFields): WorkerCount {
+  const value = fields.table.workers ?? DEFAULTS.proxy.workers;
+  if (value === "auto") return "auto";
+  if (typeof value === "number" && Number.isInteger(value)) {
+    if (value >= 1 && value <= MAX_WORKER_COUNT) return value;
+  }
+  throw new ConfigError(
+    `${fields.at("workers")} ${describeValue(value)}: expected "auto" or an integer 1-${MAX_WORKER_COUNT}`,
+  );
 }
 
 interface Bind {

@@ -24,7 +24,14 @@ export const CONFIG_KEYS = {
   grpc: ["addr", "tls_cert", "tls_key", "client_ca", "client_cert", "client_key"],
   firewall: ["geoip_db", "blocked_ips", "blocked_cidrs", "blocked_countries"],
   metrics: ["addr"],
-  proxy: ["connect_timeout", "hello_timeout", "idle_timeout", "shutdown_timeout", "backend_ca"],
+  proxy: [
+    "connect_timeout",
+    "hello_timeout",
+    "idle_timeout",
+    "shutdown_timeout",
+    "backend_ca",
+    "workers",
+  ],
 } as const;
 
 /**
@@ -65,5 +72,6 @@ export const DEFAULTS = {
     idle_timeout: "300s",
     shutdown_timeout: "30s",
     backend_ca: "",
+    workers: "auto" as string | number,
   },
 } as const;

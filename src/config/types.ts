@@ -67,7 +67,12 @@ export interface ProxyTimeouts {
   shutdownTimeoutMs: number;
   /** "" = system store only. */
   backendCa: string;
+  /** [proxy] workers: event loops serving the listeners; "auto" = the CPUs the process may use. */
+  workers: WorkerCount;
 }
+
+/** An integer 1-64, or "auto" (resolved at start: affinity mask and cgroup CPU quota). */
+export type WorkerCount = number | "auto";
 
 export interface Config {
   /** Path of the TOML file this came from (for messages), absolute. */

@@ -58,6 +58,7 @@ export function makeConfig(
       idleTimeoutMs: 300000,
       shutdownTimeoutMs: 30000,
       backendCa: "",
+      workers: 1,
     },
   };
 }
