@@ -11,6 +11,7 @@ import type { Logger } from "../log/logger.ts";
 import { collectStats } from "../metrics/stats.ts";
 import { RouteTable } from "../route/route-table.ts";
 import { normalizeHostname, validateRoute } from "../route/validate.ts";
+import type { RuntimeUpdates } from "../runtime/runtime-updates.ts";
 import { ExplainError, explain } from "../server/explain.ts";
 import type { Runtime } from "../server/runtime.ts";
 import { type Store, StoreError } from "../store/index.ts";
@@ -45,6 +46,11 @@ export interface AdminServiceDeps {
   logger: Logger;
   /** The release version GetStatus reports. */
   version: string;
+  /**
+   * Carries each committed change to every event loop (worker threads); the call is answered
+   * once all of them applied it. Without it, the change goes to `runtime` directly.
+   */
+  updates?: RuntimeUpdates;
 }
 
 /**
@@ -58,6 +64,13 @@ export interface AdminServiceDeps {
  */
 export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceServer {
   const { store, runtime, logger, version } = deps;
+  const updates: RuntimeUpdates = deps.updates ?? {
+    apply(change) {
+      if (change.kind === "routes") runtime.replaceRoutes(change.listener, change.routes);
+      else if (change.kind === "firewall") runtime.replaceFirewallRules(change.rules);
+      return Promise.resolve();
+    },
+  };
 
   /** The listener's addr when it is both configured (running) and in the database. */
   function requireListener(addr: string): string {
@@ -100,12 +113,15 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
   }
 
   // After a commit: the runtime takes what the store now holds, not what the request said.
-  function applyRoutes(addr: string): void {
-    applyCommitted(() => runtime.replaceRoutes(addr, store.routes(addr)));
+  // The returned promise settles when every event loop has the change.
+  function applyRoutes(addr: string): Promise<void> {
+    return applyCommitted(() =>
+      updates.apply({ kind: "routes", listener: addr, routes: store.routes(addr) }),
+    );
   }
 
-  function applyFirewallRules(): void {
-    applyCommitted(() => runtime.replaceFirewallRules(store.firewallRules()));
+  function applyFirewallRules(): Promise<void> {
+    return applyCommitted(() => updates.apply({ kind: "firewall", rules: store.firewallRules() }));
   }
 
   return {
@@ -124,7 +140,7 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       if (route.mode === "l7") checkRouteCertificate(route);
       const addr = requireListener(request.listenerAddr);
       store.addRoute(addr, route);
-      applyRoutes(addr);
+      const applied = applyRoutes(addr);
       logger.info("route added", {
         listener: addr,
         hostname: route.hostname,
@@ -132,7 +148,7 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
         mode: route.mode,
         peer,
       });
-      return {};
+      return applied.then(() => ({}));
     }),
 
     removeRoute: unary("RemoveRoute", logger, (request, peer) => {
@@ -144,9 +160,9 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       }
       const addr = requireListener(request.listenerAddr);
       store.removeRoute(addr, hostname);
-      applyRoutes(addr);
+      const applied = applyRoutes(addr);
       logger.info("route removed", { listener: addr, hostname, peer });
-      return {};
+      return applied.then(() => ({}));
     }),
 
     getFirewallRules: unary("GetFirewallRules", logger, () => {
@@ -162,17 +178,17 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
         throw new RpcError(status.FAILED_PRECONDITION, problem);
       }
       store.addFirewallRule(rule);
-      applyFirewallRules();
+      const applied = applyFirewallRules();
       logger.info("firewall rule added", { type: rule.type, value: rule.value, peer });
-      return {};
+      return applied.then(() => ({}));
     }),
 
     removeFirewallRule: unary("RemoveFirewallRule", logger, (request, peer) => {
       const rule = ruleFromRequest(request.rule);
       store.removeFirewallRule(rule);
-      applyFirewallRules();
+      const applied = applyFirewallRules();
       logger.info("firewall rule removed", { type: rule.type, value: rule.value, peer });
-      return {};
+      return applied.then(() => ({}));
     }),
 
     getStatus: unary("GetStatus", logger, () => statusToProto({ ...runtime.status(), version })),
@@ -207,33 +223,37 @@ class ApplyError extends Error {
   override readonly name = "ApplyError";
 }
 
-function applyCommitted(apply: () => void): void {
-  try {
-    apply();
-  } catch (error) {
-    throw new ApplyError(
+function applyCommitted(apply: () => Promise<void>): Promise<void> {
+  const refused = (error: unknown) =>
+    new ApplyError(
       `the change was committed to the database but applying it to the running proxy failed: ${describe(error)}; a restart applies it`,
       { cause: error },
     );
+  let applied: Promise<void>;
+  try {
+    applied = apply();
+  } catch (error) {
+    throw refused(error);
   }
+  return applied.catch((error) => {
+    throw refused(error);
+  });
 }
 
 /**
- * Wraps a synchronous handler: its result is the response; an RpcError or StoreError becomes
+ * Wraps a handler: its result (or what its promise resolves to, for a change that waits on the
+ * workers) is the response; an RpcError or StoreError becomes
  * the matching status with its message; anything else is INTERNAL and logged, since it is a bug
  * or an I/O failure the operator has to see in the server log.
  */
 function unary<Req, Res>(
   rpc: string,
   logger: Logger,
-  handle: (request: Req, peer: string) => Res,
+  handle: (request: Req, peer: string) => Res | Promise<Res>,
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const peer = call.getPeer();
-    let response: Res;
-    try {
-      response = handle(call.request, peer);
-    } catch (error) {
+    const refuse = (error: unknown) => {
       const refusal = toStatus(error);
       if (refusal.code === status.INTERNAL) {
         logger.error("admin call failed", { rpc, peer, error: describe(error) });
@@ -246,9 +266,17 @@ function unary<Req, Res>(
         });
       }
       callback(refusal);
+    };
+    let response: Res | Promise<Res>;
+    try {
+      response = handle(call.request, peer);
+    } catch (error) {
+      refuse(error);
       return;
     }
-    callback(null, response);
+    // A change is answered once every worker applied it (the commit itself was synchronous).
+    if (response instanceof Promise) response.then((value) => callback(null, value), refuse);
+    else callback(null, response);
   };
 }
 

@@ -92,7 +92,8 @@ export class Logger {
   }
 }
 
-function parseLevel(text: string | undefined): LogLevel {
+/** MC_PROXY_LOG_LEVEL text → level; anything unknown is info. */
+export function parseLevel(text: string | undefined): LogLevel {
   const level = (text ?? "info").toLowerCase();
   return level in LEVEL_RANK ? (level as LogLevel) : "info";
 }

@@ -64,7 +64,7 @@ export class Connection {
   private bytesUp = 0;
   private bytesDown = 0;
   private blockedBy: FirewallRule | null = null;
-  /** Descriptors this connection counts in env.descriptorsInUse (client, then backend). */
+  /** Descriptors this connection counts in env.descriptors (client, then backend). */
   private descriptors = 0;
   private l7: L7Session | null = null;
   /** The client sent more than DIALING_BUFFER_BYTES before its backend opened. */
@@ -87,8 +87,7 @@ export class Connection {
     listener.stats.total++;
     listener.stats.active++;
     this.env.open.add(this);
-    this.holdDescriptor();
-    if (this.env.descriptorsInUse > this.env.descriptorBudget) {
+    if (this.holdDescriptor() > this.env.descriptorBudget) {
       this.reset("limit");
       return;
     }
@@ -121,19 +120,10 @@ export class Connection {
       this.reset("blocked");
       return false;
     }
-    const listener = this.listener;
-    const { maxConnections, maxConnectionsPerIp } = listener.spec;
-    if (maxConnections > 0 && listener.admitted >= maxConnections) {
+    if (!this.listener.tryAdmit(this.clientAddress)) {
       this.reset("limit");
       return false;
     }
-    const fromThisIp = listener.perIp.get(this.clientAddress) ?? 0;
-    if (maxConnectionsPerIp > 0 && fromThisIp >= maxConnectionsPerIp) {
-      this.reset("limit");
-      return false;
-    }
-    listener.perIp.set(this.clientAddress, fromThisIp + 1);
-    listener.admitted++;
     this.admitted = true;
     return true;
   }
@@ -497,9 +487,10 @@ export class Connection {
     this.client.terminate();
   }
 
-  private holdDescriptor(): void {
+  /** Counts one more descriptor for this connection; the process's count afterwards. */
+  private holdDescriptor(): number {
     this.descriptors++;
-    this.env.descriptorsInUse++;
+    return this.env.descriptors.hold();
   }
 
   /** TCP RST to the client: nothing is sent, the peer sees ECONNRESET. */
@@ -541,16 +532,11 @@ export class Connection {
     this.toClient.clear();
     const listener = this.listener;
     this.env.open.delete(this);
-    this.env.descriptorsInUse -= this.descriptors;
+    this.env.descriptors.release(this.descriptors);
     this.descriptors = 0;
     const stats = listener.stats;
     stats.active--;
-    if (this.admitted) {
-      listener.admitted--;
-      const count = listener.perIp.get(this.clientAddress)! - 1;
-      if (count === 0) listener.perIp.delete(this.clientAddress);
-      else listener.perIp.set(this.clientAddress, count);
-    }
+    if (this.admitted) listener.release(this.clientAddress);
     stats.ends[reason]++;
     stats.bytesUp += this.bytesUp;
     stats.bytesDown += this.bytesDown;
@@ -577,6 +563,7 @@ export class Connection {
         duration_ms: Math.round(performance.now() - this.startedAt),
         outcome: reason,
       };
+      if (this.env.worker !== null) fields.worker = this.env.worker;
       // Assigned, not spread: an object spread per connection is measurably slower.
       if (this.blockedBy) {
         fields.rule_type = this.blockedBy.type;

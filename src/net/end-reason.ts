@@ -12,6 +12,8 @@
  * - idle_timeout: no bytes either way for idle_timeout
  * - shutdown: still open when shutdown_timeout ran out
  * - closed: a normal end after piping
+ * - worker_exited: open on a worker thread that died (counted by the supervisor, not logged
+ *   per connection)
  */
 export const END_REASONS = [
   "blocked",
@@ -26,6 +28,7 @@ export const END_REASONS = [
   "idle_timeout",
   "shutdown",
   "closed",
+  "worker_exited",
 ] as const;
 
 export type EndReason = (typeof END_REASONS)[number];

@@ -83,9 +83,9 @@ describe("SharedAdmission, one thread", () => {
 
   test("the descriptor budget counts every column together", () => {
     const admission = admissionFor([], 2, 3);
-    expect(admission.holdDescriptors(0, 2)).toBe(true);
-    expect(admission.holdDescriptors(1, 1)).toBe(true);
-    expect(admission.holdDescriptors(1, 1)).toBe(false);
+    expect(admission.holdDescriptors(0, 2)).toBe(2);
+    expect(admission.holdDescriptors(1, 1)).toBe(3);
+    expect(admission.holdDescriptors(1, 1)).toBe(4);
     admission.releaseDescriptors(1, 1);
     expect(admission.descriptorsInUse()).toBe(3);
     expect(admission.releaseColumn(0)).toEqual({ admitted: 0, descriptors: 2 });

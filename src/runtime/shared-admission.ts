@@ -144,14 +144,13 @@ export class SharedAdmission {
   }
 
   /**
-   * Counts `count` more descriptors for `column`; true while every worker together stays within
-   * the budget. The count is taken either way (the caller gives it back when the socket closes).
+   * Counts `count` more descriptors for `column` and returns every worker's count afterwards;
+   * the caller compares it with the budget and gives the count back when the socket closes.
    */
-  holdDescriptors(column: number, count: number): boolean {
+  holdDescriptors(column: number, count: number): number {
     const words = this.words;
     words[1 + column]! += count; // single writer: only this worker touches its column
-    const total = Atomics.add(words, 0, count) + count;
-    return this.descriptorBudget < 0 || total <= this.descriptorBudget;
+    return Atomics.add(words, 0, count) + count;
   }
 
   releaseDescriptors(column: number, count: number): void {

@@ -164,10 +164,7 @@ export function explain(runtime: ExplainSource, request: ExplainRequest): Explan
 
   // admit(), step 2: the limits, with the listener's live counts.
   const { maxConnections, maxConnectionsPerIp } = listener.spec;
-  const admitted = listener.admitted;
-  const fromClient = listener.perIp.get(clientText) ?? 0;
-  const overListener = maxConnections > 0 && admitted >= maxConnections;
-  const overClient = maxConnectionsPerIp > 0 && fromClient >= maxConnectionsPerIp;
+  const { admitted, fromClient, overListener, overClient } = listener.wouldAdmit(clientText);
 
   // readHello(): no SNI, then the route table the listener serves now.
   const match = sni === null ? null : listener.routes.lookup(sni);

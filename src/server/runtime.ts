@@ -6,8 +6,8 @@ import { FirewallHits } from "../firewall/hits.ts";
 import type { IpAddress } from "../ip/ip.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Connection } from "../net/connection.ts";
-import { ListenerState } from "../net/listener-state.ts";
-import type { ProxyEnv } from "../net/proxy-env.ts";
+import { type ListenerSharing, ListenerState } from "../net/listener-state.ts";
+import { type DescriptorCount, localDescriptorCount, type ProxyEnv } from "../net/proxy-env.ts";
 import { RouteTable } from "../route/route-table.ts";
 
 export interface ListenerStatus {
@@ -15,6 +15,18 @@ export interface ListenerStatus {
   routeCount: number;
   activeConnections: number;
   proxyProtocol: boolean;
+}
+
+/**
+ * Where counters and limits live when worker threads serve the listeners: shared memory
+ * (src/runtime/shared-listener.ts). Without it, this object's own fields.
+ */
+export interface RuntimeSharing {
+  listener(addr: string, index: number): ListenerSharing;
+  hits: ProxyEnv["hits"];
+  descriptors: DescriptorCount;
+  /** 1-based worker id for the access log; null in the supervisor. */
+  worker: number | null;
 }
 
 export interface RuntimeStatus {
@@ -45,24 +57,28 @@ export class Runtime {
     version: string;
     /** Descriptors the connection path may hold; Infinity for no limit. */
     descriptorBudget?: number;
+    sharing?: RuntimeSharing;
   }) {
+    const sharing = options.sharing ?? null;
     this.version = options.version;
     this.geoip = options.geoip;
     this.rules = options.rules;
     this.env = {
       firewall: Firewall.compile(options.rules, options.geoip),
-      hits: new FirewallHits(),
+      hits: sharing?.hits ?? new FirewallHits(),
       logger: options.logger,
       timeouts: options.config.proxy,
       descriptorBudget: options.descriptorBudget ?? Number.POSITIVE_INFINITY,
-      descriptorsInUse: 0,
+      descriptors: sharing?.descriptors ?? localDescriptorCount(),
+      worker: sharing?.worker ?? null,
       open: new Set<Connection>(),
       onConnectionEnd: null,
     };
-    for (const spec of options.config.listeners) {
+    options.config.listeners.forEach((spec, index) => {
       const routes = options.routes.get(spec.addr) ?? spec.routes;
-      this.listeners.set(spec.addr, new ListenerState({ ...spec, routes }));
-    }
+      const shared = sharing?.listener(spec.addr, index) ?? null;
+      this.listeners.set(spec.addr, new ListenerState({ ...spec, routes }, shared));
+    });
   }
 
   readonly version: string;
@@ -127,7 +143,7 @@ export class Runtime {
    * SIGHUP: reopen the GeoIP file and recompile the firewall with it. A file that fails to
    * load keeps the previous database (SPEC §5), and the error is logged.
    */
-  reloadGeoIp(path: string): void {
+  reloadGeoIp(path: string): GeoIpDatabase | null {
     const logger = this.env.logger;
     let geoip: GeoIpDatabase;
     try {
@@ -137,11 +153,17 @@ export class Runtime {
         path,
         error: error instanceof Error ? error.message : String(error),
       });
-      return;
+      return null;
     }
-    this.geoip = geoip;
-    this.env.firewall = Firewall.compile(this.rules, geoip);
+    this.useGeoIp(geoip);
     logger.info("GeoIP database reloaded", { path, build: geoip.buildEpoch?.toISOString() ?? "" });
+    return geoip;
+  }
+
+  /** Swaps in a GeoIP database opened elsewhere (a worker gets the supervisor's file). */
+  useGeoIp(geoip: GeoIpDatabase): void {
+    this.env.firewall = Firewall.compile(this.rules, geoip);
+    this.geoip = geoip;
   }
 
   status(): RuntimeStatus {

@@ -1,20 +1,34 @@
 // `mc-proxy server`: config → store → runtime → listeners and admin API, plus signals.
+
+import { resolve } from "node:path";
+import { parseHostPort } from "../config/address.ts";
 import { loadConfig } from "../config/load-config.ts";
-import type { Config } from "../config/types.ts";
+import { MAX_WORKER_COUNT } from "../config/parse-config.ts";
+import type { Config, WorkerCount } from "../config/types.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { backendTrust } from "../l7/backend-trust.ts";
 import type { Logger } from "../log/logger.ts";
+import { flushLogs } from "../log/logger.ts";
 import { startMetricsServer } from "../metrics/server.ts";
 import { descriptorBudget, openFileLimit } from "../net/descriptor-cap.ts";
 import { type RunningListener, startListener } from "../net/listener.ts";
 import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
+import { InProcessUpdates, type RuntimeUpdates } from "../runtime/runtime-updates.ts";
 import { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
+import { usableCpus } from "./cpu-count.ts";
+import { InstanceLock } from "./instance-lock.ts";
 import { Runtime } from "./runtime.ts";
+import { startWorkers } from "./start-workers.ts";
+import type { WorkerPool } from "./worker-pool.ts";
 
 export interface RunningServer {
   runtime: Runtime;
   listeners: RunningListener[];
+  /** Carries a runtime change to every event loop (what the admin API and SIGHUP use). */
+  updates: RuntimeUpdates;
+  /** The worker threads, or null with `workers = 1` (one event loop, this thread). */
+  pool: WorkerPool | null;
   /** Stops accepting, drains for up to shutdown_timeout, closes the rest. */
   shutdown(reason: string): Promise<void>;
 }
@@ -25,8 +39,10 @@ export interface RunningServer {
  * start never half-serves.
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const lock = new InstanceLock();
   const store = Store.open(config.database.path);
   let running: RunningListener[] = [];
+  let pool: WorkerPool | null = null;
   let stopAdmin: (() => Promise<void>) | null = null;
   let stopMetrics: (() => void) | null = null;
   try {
@@ -43,18 +59,41 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const fileLimit = openFileLimit();
     const budget = descriptorBudget(fileLimit);
     logger.info("descriptor budget", { open_file_limit: fileLimit ?? "unknown", budget });
-    const runtime = new Runtime({
-      config,
-      routes: store.allRoutes(),
-      rules: store.firewallRules(),
-      geoip,
-      logger,
-      version: VERSION,
-      descriptorBudget: budget,
-    });
-    for (const state of runtime.listenerStates()) {
-      const listener = startListener(state, runtime.env);
-      running.push(listener);
+    takeInstanceLocks(lock, config);
+    const workers = workerCount(config.proxy.workers);
+    let runtime: Runtime;
+    if (workers === 1) {
+      runtime = new Runtime({
+        config,
+        routes: store.allRoutes(),
+        rules: store.firewallRules(),
+        geoip,
+        logger,
+        version: VERSION,
+        descriptorBudget: budget,
+      });
+      for (const state of runtime.listenerStates()) running.push(startListener(state, runtime.env));
+    } else {
+      const started = await startWorkers({
+        count: workers,
+        config,
+        routes: store.allRoutes(),
+        rules: store.firewallRules(),
+        geoip,
+        descriptorBudget: budget,
+        logger,
+        writeLog: (text) => {
+          flushLogs(); // the supervisor's own lines of this turn come first
+          process.stderr.write(text);
+        },
+      });
+      runtime = started.runtime;
+      pool = started.pool;
+      running = started.listeners;
+    }
+    const updates: RuntimeUpdates = pool ?? new InProcessUpdates(runtime);
+    for (const listener of running) {
+      const state = listener.state;
       logger.info("listening", {
         listener: state.addr,
         addr: formatBound(listener.hostname, listener.port),
@@ -68,6 +107,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         grpc: config.grpc,
         store,
         runtime,
+        updates,
         logger,
         version: VERSION,
       });
@@ -84,15 +124,23 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         addr: formatBound(hostOf(config.metrics.addr) || "::", metrics.port),
       });
     }
-    const stopSweep = startDeadlineSweep(
-      runtime.env,
-      sweepTickMs([
-        config.proxy.helloTimeoutMs,
-        config.proxy.connectTimeoutMs,
-        config.proxy.idleTimeoutMs,
-      ]),
-    );
-    logger.info("mc-proxy started", { version: VERSION, listeners: running.length });
+    // Worker threads run their own sweep; the supervisor runs no connections.
+    const stopSweep =
+      pool === null
+        ? startDeadlineSweep(
+            runtime.env,
+            sweepTickMs([
+              config.proxy.helloTimeoutMs,
+              config.proxy.connectTimeoutMs,
+              config.proxy.idleTimeoutMs,
+            ]),
+          )
+        : () => {};
+    logger.info("mc-proxy started", {
+      version: VERSION,
+      listeners: running.length,
+      workers,
+    });
 
     let stopping: Promise<void> | null = null;
     const shutdown = (reason: string): Promise<void> => {
@@ -106,17 +154,46 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         stopSweep,
         store,
         logger,
+        pool,
+        lock,
       });
       return stopping;
     };
-    return { runtime, listeners: running, shutdown };
+    return { runtime, listeners: running, updates, pool, shutdown };
   } catch (error) {
     for (const listener of running) listener.stopAccepting();
     running = [];
+    pool?.terminateAll();
     stopMetrics?.();
     await stopAdmin?.();
     store.close();
+    lock.release();
     throw error;
+  }
+}
+
+/** `workers = "auto"` → the CPUs this process may run on (affinity, cgroup quota). */
+export function workerCount(setting: WorkerCount): number {
+  return setting === "auto" ? usableCpus(MAX_WORKER_COUNT) : setting;
+}
+
+/**
+ * One server per database and per listener port. Worker threads bind with SO_REUSEPORT, so
+ * without this a second server would share the port silently instead of failing; the message
+ * is the one a refused bind gives.
+ */
+function takeInstanceLocks(lock: InstanceLock, config: Config): void {
+  lock.take(
+    `database:${resolve(config.database.path)}`,
+    `database.path ${JSON.stringify(config.database.path)}: in use by another mc-proxy server`,
+  );
+  for (const spec of config.listeners) {
+    const parsed = parseHostPort(spec.addr, { allowEmptyHost: true, allowPortZero: true });
+    if ("error" in parsed || parsed.value.port === 0) continue; // port 0: the kernel's own pick
+    lock.takePort(
+      parsed.value.port,
+      `listener ${JSON.stringify(spec.addr)}: address already in use (is another mc-proxy or server running?)`,
+    );
   }
 }
 
@@ -130,10 +207,30 @@ async function drainAndStop(options: {
   stopSweep: () => void;
   store: Store;
   logger: Logger;
+  pool: WorkerPool | null;
+  lock: InstanceLock;
 }): Promise<void> {
-  const { runtime, logger } = options;
+  const { runtime, logger, pool } = options;
   const env = runtime.env;
   const timeoutMs = options.config.proxy.shutdownTimeoutMs;
+  if (pool !== null) {
+    pool.stopAccepting();
+    const active = runtime.status().listeners.reduce((sum, l) => sum + l.activeConnections, 0);
+    logger.info(`received ${options.reason}, shutting down`, {
+      active,
+      shutdown_timeout_ms: timeoutMs,
+    });
+    const drained = await pool.drain(timeoutMs);
+    if (drained.closed > 0) {
+      logger.warn("shutdown timeout reached, closed open connections", { closed: drained.closed });
+    }
+    options.stopMetrics?.();
+    await options.stopAdmin?.();
+    options.store.close();
+    options.lock.release();
+    logger.info("stopped");
+    return;
+  }
   // Stop first, log second: whoever reads the line may rely on new connections being refused.
   for (const listener of options.running) listener.stopAccepting();
   logger.info(`received ${options.reason}, shutting down`, {
@@ -159,6 +256,7 @@ async function drainAndStop(options: {
   options.stopMetrics?.();
   await options.stopAdmin?.();
   options.store.close();
+  options.lock.release();
   logger.info("stopped");
 }
 
@@ -207,8 +305,12 @@ export async function runServer(configPath: string, logger: Logger): Promise<voi
   const onHup = () => {
     logger.info("received SIGHUP, reloading GeoIP database");
     if (server === null) logger.warn("still starting, SIGHUP ignored");
-    else if (config.firewall.geoipDb) server.runtime.reloadGeoIp(config.firewall.geoipDb);
-    else logger.warn("no geoip_db configured, nothing to reload");
+    else if (config.firewall.geoipDb) {
+      // A file that fails to load is logged and leaves every event loop on the old one.
+      server.updates.apply({ kind: "geoip", path: config.firewall.geoipDb }).catch((error) => {
+        logger.error("GeoIP reload failed", { error: String(error) });
+      });
+    } else logger.warn("no geoip_db configured, nothing to reload");
   };
   process.on("SIGTERM", onTerm);
   process.on("SIGINT", onInt);
