@@ -5,6 +5,9 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
 import { AdminClient } from "../src/client/admin-client.ts";
+import { parseConfig } from "../src/config/parse-config.ts";
+import { createMemoryLogger } from "../src/log/logger.ts";
+import { startServer } from "../src/server/server.ts";
 import { type AdminCerts, makeAdminCerts } from "./admin-support.ts";
 import { freePort } from "./helpers/clients.ts";
 import {
@@ -364,3 +367,84 @@ describe("a second instance", () => {
     }
   }, 30_000);
 });
+
+describe("a worker that dies", () => {
+  test("is logged and replaced; what it held is given back; new connections succeed", async () => {
+    const dir = tempDir("mc-proxy-workers-crash-");
+    const held = startHeldBackend(32);
+    const { logger, lines } = createMemoryLogger("info");
+    const workerLines: string[] = [];
+    const config = parseConfig(
+      `[database]\npath = "${join(dir, "mc-proxy.db")}"\n\n[[listeners]]\naddr = "127.0.0.1:0"\nmax_connections = 12\n  [[listeners.routes]]\n  hostname = "held.test"\n  backend = "127.0.0.1:${held.port}"\n\n[proxy]\nworkers = 2\n`,
+      join(dir, "mc-proxy.toml"),
+    );
+    const server = await startServer(config, logger, {
+      writeWorkerLog: (text) => workerLines.push(...text.trimEnd().split("\n")),
+    });
+    try {
+      const port = server.listeners[0]!.port;
+      const hello = await clientHelloFor("held.test");
+      const clients = Array.from({ length: 12 }, () => helloClient(port, hello));
+      await held.waitFor(12);
+      const listenerStatus = () => server.runtime.status().listeners[0]!;
+      expect(listenerStatus().activeConnections).toBe(12);
+
+      const ended: ClientResult[] = [];
+      for (const client of clients) void client.done.then((result) => ended.push(result));
+      expect(server.pool!.kill(1)).toBe(true);
+      const exitedLine = await waitUntil(() =>
+        lines.find((l) => l.includes('msg="worker exited"')),
+      );
+      expect(logField(exitedLine, "level")).toBe("ERROR");
+      expect(logField(exitedLine, "worker")).toBe("1");
+      expect(logField(exitedLine, "cause")).toBe("terminated");
+      const startedLine = await waitUntil(() =>
+        lines.find((l) => l.includes('msg="worker started"')),
+      );
+      expect(logField(startedLine, "replaces")).toBe("1");
+      expect(logField(startedLine, "worker")).toBe("3");
+
+      // Worker 1's clients lost their connections; the count of those is what ended.
+      const lost = server.runtime.listenerStates()[0]!.stats.ends.worker_exited;
+      expect(lost).toBeGreaterThan(0);
+      expect(lost).toBeLessThan(12);
+      await waitUntil(() => (ended.length >= lost ? true : undefined));
+      expect(ended.length).toBe(lost);
+      expect(listenerStatus().activeConnections).toBe(12 - lost);
+
+      // Its slots were given back: exactly `lost` new connections fit under max_connections.
+      const again = Array.from({ length: lost }, () => helloClient(port, hello));
+      await held.waitFor(12 + lost);
+      expect(listenerStatus().activeConnections).toBe(12);
+      const workersSeen = new Set<string>();
+      held.release();
+      const results = await Promise.all([
+        ...clients.map((c) => c.done),
+        ...again.map((c) => c.done),
+      ]);
+      expect(results.filter((result) => result.bytes === 32).length).toBe(12);
+      await waitUntil(() =>
+        workerLines.filter((l) => l.includes('msg="connection"')).length >= 12 ? true : undefined,
+      );
+      for (const line of workerLines.filter((l) => l.includes('msg="connection"'))) {
+        workersSeen.add(logField(line, "worker")!);
+      }
+      expect(workersSeen.has("1")).toBe(false); // its lines died with it; the others logged
+      expect(server.runtime.listenerStates()[0]!.stats.total).toBe(12 + lost);
+    } finally {
+      await server.shutdown("SIGTERM");
+      held.stop();
+    }
+  }, 30_000);
+});
+
+/** Polls `probe` every 20 ms until it gives a value; fails after 10 s. */
+async function waitUntil<T>(probe: () => T | undefined): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error("condition not met within 10 s");
+    await Bun.sleep(20);
+  }
+}

@@ -38,7 +38,14 @@ export interface RunningServer {
  * GeoIpError…) before anything listens when the config or its files are unusable, so a bad
  * start never half-serves.
  */
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  logger: Logger,
+  options: {
+    /** Where worker threads' log lines go (already formatted); the process's stderr by default. */
+    writeWorkerLog?: (text: string) => void;
+  } = {},
+): Promise<RunningServer> {
   const lock = new InstanceLock();
   const store = Store.open(config.database.path);
   let running: RunningListener[] = [];
@@ -82,10 +89,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         geoip,
         descriptorBudget: budget,
         logger,
-        writeLog: (text) => {
-          flushLogs(); // the supervisor's own lines of this turn come first
-          process.stderr.write(text);
-        },
+        writeLog:
+          options.writeWorkerLog ??
+          ((text) => {
+            flushLogs(); // the supervisor's own lines of this turn come first
+            process.stderr.write(text);
+          }),
       });
       runtime = started.runtime;
       pool = started.pool;

@@ -52,6 +52,15 @@ interface PendingChange {
   done: PromiseWithResolvers<void>;
 }
 
+/**
+ * The worker thread's entry point. In the compiled executable (scripts/build.ts bundles it as
+ * a second entry point) every entry sits under /$bunfs/root/ by its path below src/.
+ */
+function workerEntry(): string | URL {
+  if (import.meta.path.startsWith("/$bunfs/")) return "/$bunfs/root/server/worker-main.ts";
+  return new URL("./worker-main.ts", import.meta.url);
+}
+
 /** One worker as `status` and GetStatus show it. */
 export interface WorkerStatus {
   worker: number;
@@ -250,7 +259,7 @@ export class WorkerPool implements RuntimeUpdates {
 
   private spawn(column: number): WorkerHandle {
     const { options } = this;
-    const thread = new Worker(new URL("./worker-main.ts", import.meta.url));
+    const thread = new Worker(workerEntry());
     const handle: WorkerHandle = {
       id: this.nextId++,
       column,
