@@ -11,7 +11,7 @@ import { HealthCheckResponse_ServingStatus, HealthClient } from "../gen/grpc/hea
 import { FirewallRuleType, ProxyAdminServiceClient } from "../gen/mc_proxy/v1/admin.ts";
 import { ADMIN_SERVICE_NAME, AdminServerError, startAdminServer } from "../src/admin/index.ts";
 import { AdminCallError, AdminClient, connectOptionsFromGrpcConfig } from "../src/client/index.ts";
-import type { RouteSpec } from "../src/config/types.ts";
+import type { RouteSpec } from "../src/domain/types.ts";
 import { createMemoryLogger } from "../src/log/logger.ts";
 import {
   type AdminCerts,

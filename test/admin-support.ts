@@ -6,10 +6,11 @@ import type { AdminServer } from "../src/admin/index.ts";
 import { startAdminServer } from "../src/admin/index.ts";
 import { AdminClient } from "../src/client/index.ts";
 import { parseConfig } from "../src/config/parse-config.ts";
-import type { Config, FirewallRule, GrpcConfig, RouteSpec } from "../src/config/types.ts";
+import type { RuntimeStatus } from "../src/domain/reports.ts";
+import type { Config, FirewallRule, GrpcConfig, RouteSpec } from "../src/domain/types.ts";
 import { GeoIpDatabase } from "../src/firewall/geoip.ts";
 import { createMemoryLogger } from "../src/log/logger.ts";
-import { Runtime, type RuntimeStatus } from "../src/server/runtime.ts";
+import { Runtime } from "../src/runtime/runtime.ts";
 import { Store } from "../src/store/index.ts";
 import { makeCa } from "./helpers/certs.ts";
 

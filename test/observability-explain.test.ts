@@ -5,13 +5,13 @@ import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { AdminCallError } from "../src/client/index.ts";
 import { parseConfig } from "../src/config/parse-config.ts";
-import type { FirewallRule } from "../src/config/types.ts";
+import type { FirewallRule } from "../src/domain/types.ts";
 import { GeoIpDatabase } from "../src/firewall/geoip.ts";
 import { createMemoryLogger } from "../src/log/logger.ts";
 import { renderMetrics } from "../src/metrics/prometheus.ts";
-import { collectStats } from "../src/metrics/stats.ts";
-import { ExplainError, explain, parseClientAddr } from "../src/server/explain.ts";
-import { Runtime } from "../src/server/runtime.ts";
+import { ExplainError, explain, parseClientAddr } from "../src/runtime/explain.ts";
+import { Runtime } from "../src/runtime/runtime.ts";
+import { collectStats } from "../src/runtime/stats.ts";
 import { startServer } from "../src/server/server.ts";
 import {
   type AdminCerts,
@@ -343,6 +343,7 @@ describe("the counter snapshot", () => {
       idle_timeout: 0,
       shutdown: 0,
       closed: 0,
+      worker_exited: 0,
     });
     expect(
       stats.firewallHits.map(({ rule, hits }) => `${rule.type}:${rule.value}=${hits}`),

@@ -6,7 +6,7 @@
 // (Bun hands the remote address over as text). Figures are the best of several rounds, so
 // they show the code's cost rather than the machine's noise; compare ratios, not absolutes.
 import { join } from "node:path";
-import type { FirewallRule } from "../../src/config/types.ts";
+import type { FirewallRule } from "../../src/domain/types.ts";
 import { Firewall, type GeoIpLookup } from "../../src/firewall/firewall.ts";
 import { GeoIpDatabase } from "../../src/firewall/geoip.ts";
 import { formatCidr, formatIp, type IpAddress, parseIp } from "../../src/ip/ip.ts";

@@ -4,19 +4,19 @@ import type {
   FirewallRule as ProtoFirewallRule,
   ProxyAdminServiceServer,
 } from "../../gen/mc_proxy/v1/admin.ts";
-import type { FirewallRule, RouteSpec } from "../config/types.ts";
-import { validateFirewallRule } from "../firewall/rule.ts";
-import { CertificateError } from "../l7/certificates.ts";
+import { validateFirewallRule } from "../config/firewall-rule.ts";
+import { normalizeHostname, validateRoute } from "../config/route.ts";
+import type { FirewallRule, RouteSpec } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
-import { collectStats } from "../metrics/stats.ts";
-import { RouteTable } from "../route/route-table.ts";
-import { normalizeHostname, validateRoute } from "../route/validate.ts";
+import { CertificateError } from "../runtime/certificates.ts";
+import { ExplainError, explain } from "../runtime/explain.ts";
+import type { Runtime } from "../runtime/runtime.ts";
 import type { RuntimeUpdates } from "../runtime/runtime-updates.ts";
-import { ExplainError, explain } from "../server/explain.ts";
-import type { Runtime } from "../server/runtime.ts";
+import { collectStats } from "../runtime/stats.ts";
 import { type Store, StoreError } from "../store/index.ts";
 import {
   explanationToProto,
+  PROTO_RULE_TYPE_LIST,
   routeInputFromProto,
   routeToProto,
   ruleToProto,
@@ -24,7 +24,7 @@ import {
   ruleTypeName,
   statsToProto,
   statusToProto,
-} from "./convert.ts";
+} from "../wire/convert.ts";
 import { invalidArgument, notFound, RpcError } from "./rpc-error.ts";
 
 /** What the admin service changes and reads. */
@@ -33,6 +33,7 @@ export interface AdminServiceDeps {
   runtime: Pick<
     Runtime,
     | "hasListener"
+    | "checkRouteCertificate"
     | "replaceRoutes"
     | "replaceFirewallRules"
     | "firewallRulesError"
@@ -104,7 +105,7 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
     const type = ruleTypeFromProto(rule.type);
     if (type === null) {
       throw invalidArgument(
-        `rule.type ${ruleTypeName(rule.type)}: expected FIREWALL_RULE_TYPE_IP, FIREWALL_RULE_TYPE_CIDR or FIREWALL_RULE_TYPE_COUNTRY`,
+        `rule.type ${ruleTypeName(rule.type)}: expected ${PROTO_RULE_TYPE_LIST}`,
       );
     }
     const result = validateFirewallRule(type, rule.value);
@@ -135,9 +136,9 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       const result = validateRoute(routeInputFromProto(request.route));
       if ("error" in result) throw invalidArgument(result.error);
       const route = result.route;
-      // An l7 route's certificate is loaded when the route table is built: one that cannot be
+      // An l7 route's certificate is loaded (into the runtime's cache) first: one that cannot be
       // loaded would commit, then fail to apply (and fail the next start). Refuse it first.
-      if (route.mode === "l7") checkRouteCertificate(route);
+      if (route.mode === "l7") checkRouteCertificate(runtime, route);
       const addr = requireListener(request.listenerAddr);
       store.addRoute(addr, route);
       const applied = applyRoutes(addr);
@@ -209,9 +210,12 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
 }
 
 /** INVALID_ARGUMENT naming the route and the path when its certificate or key cannot be used. */
-function checkRouteCertificate(route: RouteSpec): void {
+function checkRouteCertificate(
+  runtime: Pick<Runtime, "checkRouteCertificate">,
+  route: RouteSpec,
+): void {
   try {
-    new RouteTable([route]);
+    runtime.checkRouteCertificate(route);
   } catch (error) {
     if (error instanceof CertificateError) throw invalidArgument(error.message);
     throw error;

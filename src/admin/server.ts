@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { DESCRIPTOR_SET_BASE64 } from "../../gen/descriptor-set.ts";
 import { ProxyAdminServiceService } from "../../gen/mc_proxy/v1/admin.ts";
-import type { GrpcConfig } from "../config/types.ts";
+import type { GrpcConfig } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Store } from "../store/index.ts";
 import { type AdminServiceDeps, createAdminService } from "./admin-service.ts";

@@ -16,19 +16,19 @@ import {
   RemoveRouteRequest,
 } from "../../gen/mc_proxy/v1/admin.ts";
 import { makeSelfSigned } from "../../test/helpers/certs.ts";
-import { parseHostPort } from "../config/address.ts";
+import { validateFirewallRule } from "../config/firewall-rule.ts";
 import { parseConfig } from "../config/parse-config.ts";
-import type { Config } from "../config/types.ts";
+import { normalizeHostname, validateRoute } from "../config/route.ts";
+import type { Config } from "../domain/types.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
-import { validateFirewallRule } from "../firewall/rule.ts";
+import { parseHostPort } from "../ip/host-port.ts";
 import { formatIp, normalizeIp, parseCidr, parseIp } from "../ip/ip.ts";
 import { createMemoryLogger } from "../log/logger.ts";
-import { normalizeHostname, validateRoute } from "../route/validate.ts";
-import { Runtime } from "../server/runtime.ts";
+import { Runtime } from "../runtime/runtime.ts";
 import { Store } from "../store/index.ts";
 import { makeTempDir } from "../store/testing.ts";
+import { routeInputFromProto, routeToProto, ruleTypeFromProto } from "../wire/convert.ts";
 import { createAdminService } from "./admin-service.ts";
-import { routeInputFromProto, routeToProto, ruleTypeFromProto } from "./convert.ts";
 
 /** FC_NUM_RUNS=100000 bun test … (or scripts/property-long.sh) runs the properties longer. */
 const NUM_RUNS = Number(process.env.FC_NUM_RUNS ?? "1000");

@@ -29,7 +29,7 @@ export const snapshotCommand = defineCommand({
     },
   },
   async run({ args }) {
-    // A bad config throws ConfigError, a UsageError: exit 2.
+    // A bad config throws ConfigError (exitCode 2): exit 2.
     const config = await loadConfig(args.config);
     const databasePath = config.database.path;
     const destination = resolve(args.output || defaultSnapshotPath(databasePath, new Date()));

@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { AdminCallError, AdminClient, connectOptionsFromGrpcConfig } from "../client/index.ts";
 import { loadConfig } from "../config/load-config.ts";
-import type { RuntimeStatus } from "../server/runtime.ts";
+import type { RuntimeStatus } from "../domain/reports.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
 
 /** `4h32m10s`, `32m10s`, `10s` (as Go prints a duration, truncated to whole seconds). */
@@ -68,7 +68,7 @@ export const statusCommand = defineCommand({
   async run({ args }) {
     // Checked here rather than with citty's `required`, whose error would not carry exit code 2.
     if (!args.config) throw new UsageError("status: -c <config> is required");
-    // A bad config throws ConfigError, a UsageError: exit 2.
+    // A bad config throws ConfigError (exitCode 2): exit 2.
     const config = loadConfig(args.config);
     if (config.grpc === null) {
       throw new UsageError(

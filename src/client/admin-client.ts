@@ -2,15 +2,17 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
-import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
-import {
-  type ExplainResponse,
-  type GetFirewallRulesResponse,
-  type GetStatsResponse,
-  type GetStatusResponse,
-  type ListRoutesResponse,
-  ProxyAdminServiceClient,
-} from "../../gen/mc_proxy/v1/admin.ts";
+import { type CallOptions, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { ProxyAdminServiceClient } from "../../gen/mc_proxy/v1/admin.ts";
+import type {
+  ExplainRequest,
+  Explanation,
+  RouteInput,
+  RuntimeStatus,
+  StatsSnapshot,
+} from "../domain/reports.ts";
+import type { FirewallRule, GrpcConfig, RouteSpec } from "../domain/types.ts";
+import { parseHostPort } from "../ip/host-port.ts";
 import {
   explanationFromProto,
   routeFromProto,
@@ -19,14 +21,7 @@ import {
   ruleToProto,
   statsFromProto,
   statusFromProto,
-} from "../admin/convert.ts";
-import { UsageError } from "../cli/errors.ts";
-import { parseHostPort } from "../config/address.ts";
-import type { FirewallRule, GrpcConfig, RouteSpec } from "../config/types.ts";
-import type { StatsSnapshot } from "../metrics/stats.ts";
-import type { RouteInput } from "../route/validate.ts";
-import type { ExplainRequest, Explanation } from "../server/explain.ts";
-import type { RuntimeStatus } from "../server/runtime.ts";
+} from "../wire/convert.ts";
 
 /** Per-call deadline unless the options say otherwise. */
 export const DEFAULT_DEADLINE_MS = 5000;
@@ -72,9 +67,13 @@ export class AdminCallError extends Error {
   }
 }
 
-/** A connection setting that cannot be used (unreadable file, cert without key): exit 2. */
-export class AdminConnectError extends UsageError {
+/**
+ * A connection setting that cannot be used (unreadable file, cert without key). `exitCode` is
+ * what the CLI's exitCodeFor maps it to (2, a usage mistake); this class knows no CLI class.
+ */
+export class AdminConnectError extends Error {
   override readonly name = "AdminConnectError";
+  readonly exitCode = 2;
 }
 
 /**
@@ -133,7 +132,13 @@ function readPem(what: string, path: string): Buffer {
   }
 }
 
-type Callback<T> = (error: ServiceError | null, response: T) => void;
+/** A generated unary method, in its (request, metadata, options, callback) form. */
+type UnaryMethod<Request, Response> = (
+  request: Request,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Response) => void,
+) => unknown;
 
 export class AdminClient {
   private constructor(
@@ -180,94 +185,56 @@ export class AdminClient {
         : [listenerAddr];
     const result: ListenerRoutes[] = [];
     for (const addr of addrs) {
-      const response = await this.call<ListRoutesResponse>("ListRoutes", (callback) =>
-        this.client.listRoutes({ listenerAddr: addr }, this.metadata(), this.options(), callback),
-      );
+      const response = await this.call("ListRoutes", this.client.listRoutes, {
+        listenerAddr: addr,
+      });
       result.push({ listenerAddr: addr, routes: response.routes.map(routeFromProto) });
     }
     return result;
   }
 
   async addRoute(listenerAddr: string, route: RouteInput): Promise<void> {
-    await this.call("AddRoute", (callback) =>
-      this.client.addRoute(
-        { listenerAddr, route: routeInputToProto(route) },
-        this.metadata(),
-        this.options(),
-        callback,
-      ),
-    );
+    await this.call("AddRoute", this.client.addRoute, {
+      listenerAddr,
+      route: routeInputToProto(route),
+    });
   }
 
   async removeRoute(listenerAddr: string, hostname: string): Promise<void> {
-    await this.call("RemoveRoute", (callback) =>
-      this.client.removeRoute(
-        { listenerAddr, hostname },
-        this.metadata(),
-        this.options(),
-        callback,
-      ),
-    );
+    await this.call("RemoveRoute", this.client.removeRoute, { listenerAddr, hostname });
   }
 
   async firewallRules(): Promise<FirewallRule[]> {
-    const response = await this.call<GetFirewallRulesResponse>("GetFirewallRules", (callback) =>
-      this.client.getFirewallRules({}, this.metadata(), this.options(), callback),
-    );
+    const response = await this.call("GetFirewallRules", this.client.getFirewallRules, {});
     return response.rules.map(ruleFromProtoStrict);
   }
 
   async addFirewallRule(rule: FirewallRule): Promise<void> {
-    await this.call("AddFirewallRule", (callback) =>
-      this.client.addFirewallRule(
-        { rule: ruleToProto(rule) },
-        this.metadata(),
-        this.options(),
-        callback,
-      ),
-    );
+    await this.call("AddFirewallRule", this.client.addFirewallRule, { rule: ruleToProto(rule) });
   }
 
   async removeFirewallRule(rule: FirewallRule): Promise<void> {
-    await this.call("RemoveFirewallRule", (callback) =>
-      this.client.removeFirewallRule(
-        { rule: ruleToProto(rule) },
-        this.metadata(),
-        this.options(),
-        callback,
-      ),
-    );
+    await this.call("RemoveFirewallRule", this.client.removeFirewallRule, {
+      rule: ruleToProto(rule),
+    });
   }
 
   async status(): Promise<RuntimeStatus> {
-    const response = await this.call<GetStatusResponse>("GetStatus", (callback) =>
-      this.client.getStatus({}, this.metadata(), this.options(), callback),
-    );
-    return statusFromProto(response);
+    return statusFromProto(await this.call("GetStatus", this.client.getStatus, {}));
   }
 
   /** Counters since start: per listener, per route, per firewall rule. */
   async stats(): Promise<StatsSnapshot> {
-    const response = await this.call<GetStatsResponse>("GetStats", (callback) =>
-      this.client.getStats({}, this.metadata(), this.options(), callback),
-    );
-    return statsFromProto(response);
+    return statsFromProto(await this.call("GetStats", this.client.getStats, {}));
   }
 
   /** The decision the proxy would take now for a client and SNI name on a listener. */
   async explain(request: ExplainRequest): Promise<Explanation> {
-    const response = await this.call<ExplainResponse>("Explain", (callback) =>
-      this.client.explain(
-        {
-          listenerAddr: request.listenerAddr,
-          sni: request.sni,
-          clientAddr: request.clientAddr,
-        },
-        this.metadata(),
-        this.options(),
-        callback,
-      ),
-    );
+    const response = await this.call("Explain", this.client.explain, {
+      listenerAddr: request.listenerAddr,
+      sni: request.sni,
+      clientAddr: request.clientAddr,
+    });
     return explanationFromProto(response);
   }
 
@@ -275,21 +242,29 @@ export class AdminClient {
     this.client.close();
   }
 
-  private options() {
-    return { deadline: Date.now() + this.deadlineMs };
-  }
-
-  private metadata(): Metadata {
-    return new Metadata();
-  }
-
-  private call<T>(rpc: string, start: (callback: Callback<T>) => unknown): Promise<T> {
+  /**
+   * The one way every RPC is made: fresh metadata, the deadline, and a failure turned into an
+   * AdminCallError naming the RPC. `method` is the generated client's method for it.
+   */
+  private call<Request, Response>(
+    rpc: string,
+    method: UnaryMethod<Request, Response>,
+    request: Request,
+  ): Promise<Response> {
     return new Promise((resolve, reject) => {
-      start((error, response) => {
-        if (error)
-          reject(new AdminCallError(rpc, error.code, cleanDetails(error.details || error.message)));
-        else resolve(response);
-      });
+      method.call(
+        this.client,
+        request,
+        new Metadata(),
+        { deadline: Date.now() + this.deadlineMs },
+        (error, response) => {
+          if (error)
+            reject(
+              new AdminCallError(rpc, error.code, cleanDetails(error.details || error.message)),
+            );
+          else resolve(response);
+        },
+      );
     });
   }
 }

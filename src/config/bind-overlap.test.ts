@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { parseHostPort } from "./address.ts";
+import { parseHostPort } from "../ip/host-port.ts";
 import { bindsOverlap } from "./bind-overlap.ts";
 
 function hostPort(text: string) {

@@ -1,6 +1,6 @@
 // Whether two configured bind addresses would take the same port on overlapping interfaces.
+import type { HostPort } from "../ip/host-port.ts";
 import { normalizeIp } from "../ip/ip.ts";
-import type { HostPort } from "./address.ts";
 
 type HostClass =
   | { kind: "any" } // every interface, IPv4 and IPv6

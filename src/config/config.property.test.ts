@@ -1,10 +1,10 @@
 import { expect, test } from "bun:test";
 import fc from "fast-check";
 import { stringify } from "smol-toml";
+import type { Config } from "../domain/types.ts";
 import { ConfigError } from "./config-error.ts";
 import { parseConfig } from "./parse-config.ts";
 import { CONFIG_KEYS } from "./schema.ts";
-import type { Config } from "./types.ts";
 
 const NUM_RUNS = Number(process.env.FC_NUM_RUNS) || 200;
 

@@ -1,11 +1,13 @@
 // [[listeners]] and their [[listeners.routes]] → ListenerSpec[], with per-listener checks.
+import type { RouteInput } from "../domain/reports.ts";
+import { ROUTE_FIELD_NAMES, ROUTE_FIELDS } from "../domain/route-fields.ts";
+import type { ListenerSpec, RouteSpec } from "../domain/types.ts";
+import { parseHostPort } from "../ip/host-port.ts";
 import { formatCidr, parseCidr, parseIp } from "../ip/ip.ts";
-import { validateRoute } from "../route/validate.ts";
-import { parseHostPort } from "./address.ts";
 import { ConfigError } from "./config-error.ts";
+import { validateRoute } from "./route.ts";
 import { CONFIG_KEYS, DEFAULTS } from "./schema.ts";
 import { keyPath, quote, TableFields, type TomlTable } from "./toml-fields.ts";
-import type { ListenerSpec, RouteSpec } from "./types.ts";
 
 /** Turns a path from the config into an absolute one ("" stays ""). */
 export type PathResolver = (path: string) => string;
@@ -103,19 +105,21 @@ function readRoutes(listener: TableFields, resolvePath: PathResolver): RouteSpec
 const FIELD_ERROR = /^(hostname|backend|mode) "/;
 
 function readRoute(fields: TableFields, resolvePath: PathResolver): RouteSpec {
-  const defaults = DEFAULTS.route;
-  const hostname = fields.requiredString("hostname");
-  const backend = fields.requiredString("backend");
+  const defaults: Record<string, string | boolean> = DEFAULTS.route;
+  // Every field of ROUTE_FIELDS, in its order: required text, else its kind with its default.
+  const input: Record<string, string | boolean> = {};
+  for (const name of ROUTE_FIELD_NAMES) {
+    const { key, kind, required } = ROUTE_FIELDS[name];
+    if (required) input[name] = fields.requiredString(key);
+    else if (kind === "flag") input[name] = fields.boolean(key, defaults[key] as boolean);
+    else {
+      const text = fields.string(key, defaults[key] as string);
+      input[name] = kind === "path" ? resolvePath(text) : text;
+    }
+  }
+  const hostname = input.hostname as string;
   // Same validation as the admin API's AddRoute, so both refuse the same things in the same words.
-  const result = validateRoute({
-    hostname,
-    backend,
-    mode: fields.string("mode", defaults.mode),
-    tlsCert: resolvePath(fields.string("tls_cert", defaults.tls_cert)),
-    tlsKey: resolvePath(fields.string("tls_key", defaults.tls_key)),
-    backendTls: fields.boolean("backend_tls", defaults.backend_tls),
-    sendProxyProtocol: fields.boolean("send_proxy_protocol", defaults.send_proxy_protocol),
-  });
+  const result = validateRoute(input as unknown as RouteInput);
   if ("error" in result) {
     throw new ConfigError(
       FIELD_ERROR.test(result.error)

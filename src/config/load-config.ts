@@ -1,10 +1,10 @@
 // Reads a config file and hands its text to parseConfig: the config module's only I/O.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import type { Config } from "../domain/types.ts";
 import { ConfigError } from "./config-error.ts";
 import { parseConfig } from "./parse-config.ts";
 import { quote } from "./toml-fields.ts";
-import type { Config } from "./types.ts";
 
 // The usual reasons in words, so the line reads the same whatever runtime wording is.
 const REASONS: Record<string, string> = {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
+import type { Config, RouteSpec } from "../domain/types.ts";
 import { ConfigError } from "./config-error.ts";
 import { parseConfig } from "./parse-config.ts";
-import type { Config, RouteSpec } from "./types.ts";
 
 const SOURCE = "/etc/mc-proxy/mc-proxy.toml";
 

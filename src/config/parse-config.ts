@@ -1,14 +1,11 @@
 // TOML text → validated, typed Config (SPEC §2): the one place config text is interpreted.
 import { dirname, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
-import { firewallRuleKey, validateFirewallRule } from "../firewall/rule.ts";
-import { parseHostPort } from "./address.ts";
-import { bindsOverlap } from "./bind-overlap.ts";
-import { ConfigError } from "./config-error.ts";
-import { parseDuration } from "./duration.ts";
-import { type PathResolver, readListeners } from "./listeners.ts";
-import { CONFIG_KEYS, DEFAULTS } from "./schema.ts";
-import { describeValue, keyPath, quote, TableFields, type TomlTable } from "./toml-fields.ts";
+import {
+  FIREWALL_RULE_TYPE_NAMES,
+  FIREWALL_RULE_TYPES,
+  type FirewallRuleConfigKey,
+} from "../domain/firewall-rule-types.ts";
 import type {
   Config,
   FirewallConfig,
@@ -17,7 +14,15 @@ import type {
   GrpcConfig,
   ProxyTimeouts,
   WorkerCount,
-} from "./types.ts";
+} from "../domain/types.ts";
+import { parseHostPort } from "../ip/host-port.ts";
+import { bindsOverlap } from "./bind-overlap.ts";
+import { ConfigError } from "./config-error.ts";
+import { parseDuration } from "./duration.ts";
+import { firewallRuleKey, validateFirewallRule } from "./firewall-rule.ts";
+import { type PathResolver, readListeners } from "./listeners.ts";
+import { CONFIG_KEYS, DEFAULTS } from "./schema.ts";
+import { describeValue, keyPath, quote, TableFields, type TomlTable } from "./toml-fields.ts";
 
 /**
  * Parses and validates a whole config. Throws ConfigError (exit code 2) with one line naming
@@ -126,14 +131,8 @@ function readGrpc(root: TableFields, resolvePath: PathResolver): GrpcConfig | nu
   };
 }
 
-const RULE_LISTS: readonly {
-  key: "blocked_ips" | "blocked_cidrs" | "blocked_countries";
-  type: FirewallRuleType;
-}[] = [
-  { key: "blocked_ips", type: "ip" },
-  { key: "blocked_cidrs", type: "cidr" },
-  { key: "blocked_countries", type: "country" },
-];
+const RULE_LISTS: readonly { key: FirewallRuleConfigKey; type: FirewallRuleType }[] =
+  FIREWALL_RULE_TYPE_NAMES.map((type) => ({ key: FIREWALL_RULE_TYPES[type].configKey, type }));
 
 function readFirewall(root: TableFields, resolvePath: PathResolver): FirewallConfig {
   const fields = sectionFields(root, "firewall");

@@ -1,4 +1,5 @@
 // The config's keys per table, and the value of every optional key a file leaves out (SPEC §2).
+import { ROUTE_FIELD_KEYS } from "../domain/route-fields.ts";
 
 /** Allowed keys of each TOML table, in the order SPEC §2 lists them (used in messages). */
 export const CONFIG_KEYS = {
@@ -12,15 +13,7 @@ export const CONFIG_KEYS = {
     "max_connections_per_ip",
     "routes",
   ],
-  route: [
-    "hostname",
-    "backend",
-    "mode",
-    "tls_cert",
-    "tls_key",
-    "backend_tls",
-    "send_proxy_protocol",
-  ],
+  route: ROUTE_FIELD_KEYS,
   grpc: ["addr", "tls_cert", "tls_key", "client_ca", "client_cert", "client_key"],
   firewall: ["geoip_db", "blocked_ips", "blocked_cidrs", "blocked_countries"],
   metrics: ["addr"],

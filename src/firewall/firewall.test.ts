@@ -2,7 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import fc from "fast-check";
-import type { FirewallRule } from "../config/types.ts";
+import { validateFirewallRule } from "../config/firewall-rule.ts";
+import type { FirewallRule } from "../domain/types.ts";
 import {
   type Cidr,
   cidrContains,
@@ -15,7 +16,6 @@ import {
 import { isV4Mapped } from "./address-words.ts";
 import { Firewall, FirewallCompileError, type GeoIpLookup, type Verdict } from "./firewall.ts";
 import { GeoIpDatabase } from "./geoip.ts";
-import { validateFirewallRule } from "./rule.ts";
 
 const FIXTURES = join(import.meta.dir, "../../test/fixtures/geoip");
 const NUM_RUNS = Number(process.env.FC_NUM_RUNS) || 200;

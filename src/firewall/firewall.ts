@@ -1,5 +1,6 @@
 // The firewall: rules compiled once into lookup tables, checked against every accepted client.
-import type { FirewallRule } from "../config/types.ts";
+import { firewallRuleKey, validateFirewallRule } from "../config/firewall-rule.ts";
+import type { FirewallRule } from "../domain/types.ts";
 import { type IpAddress, parseCidr, parseIp } from "../ip/ip.ts";
 import { isV4Mapped, readWord } from "./address-words.ts";
 import {
@@ -11,7 +12,6 @@ import {
   nextIpv6,
   type RangeInput,
 } from "./range-table.ts";
-import { firewallRuleKey, validateFirewallRule } from "./rule.ts";
 
 /** What the firewall decided for one client; a block carries the rule, for the log and the hit counter. */
 export type Verdict =

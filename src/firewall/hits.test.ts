@@ -1,6 +1,6 @@
 // FirewallHits: per-rule counters by rule text, surviving a recompile that brings new rule objects.
 import { describe, expect, test } from "bun:test";
-import type { FirewallRule } from "../config/types.ts";
+import type { FirewallRule } from "../domain/types.ts";
 import { Firewall } from "./firewall.ts";
 import { FirewallHits } from "./hits.ts";
 

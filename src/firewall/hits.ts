@@ -1,6 +1,6 @@
 // Per-rule block counters, kept in memory across firewall recompiles.
-import type { FirewallRule } from "../config/types.ts";
-import { firewallRuleKey } from "./rule.ts";
+import { firewallRuleKey } from "../config/firewall-rule.ts";
+import type { FirewallRule } from "../domain/types.ts";
 
 interface HitCounter {
   rule: FirewallRule;

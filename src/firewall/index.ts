@@ -1,5 +1,5 @@
-// The firewall: rule validation, compiled rule sets, GeoIP lookups and hit counters.
+// The firewall: compiled rule sets, GeoIP lookups and hit counters (rules are validated in src/config).
+
 export { Firewall, FirewallCompileError, type GeoIpLookup, type Verdict } from "./firewall.ts";
 export { GeoIpDatabase, GeoIpError } from "./geoip.ts";
 export { FirewallHits } from "./hits.ts";
-export { firewallRuleKey, validateFirewallRule } from "./rule.ts";

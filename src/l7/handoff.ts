@@ -1,7 +1,7 @@
 // The contract between the connection state machine (src/net) and an l7 session (src/l7).
-import type { ProxyTimeouts } from "../config/types.ts";
+import type { EndReason } from "../domain/end-reason.ts";
+import type { ProxyTimeouts } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
-import type { EndReason } from "../net/end-reason.ts";
 import type { Route } from "../route/route-table.ts";
 
 /** The client socket as the l7 session may use it: raw bytes out, flow control, close. */

@@ -2,7 +2,7 @@
 import { performServerHandshake } from "node:http2";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
-import type { EndReason } from "../net/end-reason.ts";
+import type { EndReason } from "../domain/end-reason.ts";
 import { encodeProxyV2 } from "../proxy-protocol/index.ts";
 import type { Route } from "../route/route-table.ts";
 import { type BackendTarget, describeError, dialBackend, SessionAgent } from "./backend-dialer.ts";

@@ -1,6 +1,7 @@
 // The Prometheus text exposition (format 0.0.4) of the runtime's counters.
-import type { Runtime } from "../server/runtime.ts";
-import { collectStats, type StatsSource, type TrafficCounts } from "./stats.ts";
+import type { TrafficCounts } from "../domain/reports.ts";
+import type { Runtime } from "../runtime/runtime.ts";
+import { collectStats, type StatsSource } from "../runtime/stats.ts";
 
 type Metric = readonly [name: string, type: string, help: string];
 

@@ -1,6 +1,6 @@
 // The optional [metrics] endpoint: Prometheus text at GET /metrics, nothing else.
-import { parseHostPort } from "../config/address.ts";
-import type { Runtime } from "../server/runtime.ts";
+import { parseHostPort } from "../ip/host-port.ts";
+import type { Runtime } from "../runtime/runtime.ts";
 import { renderMetrics } from "./prometheus.ts";
 
 export class MetricsServerError extends Error {

@@ -1,9 +1,9 @@
 // Bun.listen for one configured listener: one handler object, a Connection per socket.
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "bun";
-import { parseHostPort } from "../config/address.ts";
+import { parseHostPort } from "../ip/host-port.ts";
+import type { ListenerState } from "../runtime/listener-state.ts";
+import type { ProxyEnv } from "../runtime/proxy-env.ts";
 import { Connection } from "./connection.ts";
-import type { ListenerState } from "./listener-state.ts";
-import type { ProxyEnv } from "./proxy-env.ts";
 
 export class ListenError extends Error {
   override readonly name = "ListenError";

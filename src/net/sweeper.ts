@@ -1,5 +1,5 @@
 // One timer for every connection's deadlines, instead of a timer per connection.
-import type { ProxyEnv } from "./proxy-env.ts";
+import type { ProxyEnv } from "../runtime/proxy-env.ts";
 
 /**
  * Hello, connect and idle deadlines are checked by a single interval walking the open

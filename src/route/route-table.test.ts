@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import type { RouteSpec } from "../config/types.ts";
+import { normalizeHostname, validateRoute } from "../config/route.ts";
+import type { RouteSpec } from "../domain/types.ts";
 import { RouteTable } from "./route-table.ts";
-import { normalizeHostname, validateRoute } from "./validate.ts";
 
 function route(hostname: string, backend = "127.0.0.1:1"): RouteSpec {
   const result = validateRoute({ hostname, backend });

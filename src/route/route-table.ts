@@ -1,15 +1,24 @@
 // A listener's hostname → route map: exact names first, then `*.parent` (one label), immutable.
 import type { SecureContext } from "node:tls";
-import { parseHostPort } from "../config/address.ts";
-import type { RouteSpec } from "../config/types.ts";
-import { CertificateError, loadRouteCertificate } from "../l7/certificates.ts";
+import type { RouteSpec } from "../domain/types.ts";
+import { parseHostPort } from "../ip/host-port.ts";
+
+/**
+ * The TLS context of an l7 route, from the certificate compile step
+ * (`src/runtime/certificates.ts`); the table itself does no I/O.
+ */
+export type SecureContextSource = (spec: RouteSpec) => SecureContext;
+
+const NO_CERTIFICATES: SecureContextSource = (spec) => {
+  throw new Error(`route ${spec.hostname}: an l7 route needs a certificate source`);
+};
 
 /** A route with its backend address parsed once, at table build time, not per connection. */
 export interface Route {
   spec: RouteSpec;
   backendHost: string;
   backendPort: number;
-  /** l7: the route's certificate and key, loaded when the table is built; null for l4. */
+  /** l7: the route's certificate and key, from the compile step; null for l4. */
   secureContext: SecureContext | null;
 }
 
@@ -28,10 +37,10 @@ export class RouteTable {
 
   /**
    * Routes must be validated (validateRoute); an unparsable backend throws here, naming it.
-   * l7 certificates are read here, so a connection never touches the disk and an unusable
-   * file fails the start or the route change (CertificateError, naming route and path).
+   * l7 contexts come from `secureContexts` (the certificate compile step, which throws a
+   * CertificateError naming route and path), so a connection never touches the disk.
    */
-  constructor(routes: readonly RouteSpec[]) {
+  constructor(routes: readonly RouteSpec[], secureContexts: SecureContextSource = NO_CERTIFICATES) {
     this.routes = routes;
     for (const spec of routes) {
       const parsed = parseHostPort(spec.backend, { allowEmptyHost: false, allowPortZero: false });
@@ -41,7 +50,7 @@ export class RouteTable {
         spec,
         backendHost: parsed.value.host,
         backendPort: parsed.value.port,
-        secureContext: spec.mode === "l7" ? routeCertificate(spec) : null,
+        secureContext: spec.mode === "l7" ? secureContexts(spec) : null,
       };
       if (spec.hostname.startsWith("*.")) this.wildcard.set(spec.hostname.slice(2), route);
       else this.exact.set(spec.hostname, route);
@@ -64,14 +73,5 @@ export class RouteTable {
     if (dot <= 0) return null;
     const wildcard = this.wildcard.get(serverName.slice(dot + 1));
     return wildcard ? { route: wildcard, match: "wildcard" } : null;
-  }
-}
-
-function routeCertificate(spec: RouteSpec): SecureContext {
-  try {
-    return loadRouteCertificate(spec.tlsCert, spec.tlsKey);
-  } catch (error) {
-    if (!(error instanceof CertificateError)) throw error;
-    throw new CertificateError(`route ${spec.hostname}: ${error.message}`, { cause: error });
   }
 }

@@ -1,6 +1,6 @@
 // The one path every runtime change takes to the event loops that serve connections.
-import type { FirewallRule, RouteSpec } from "../config/types.ts";
-import type { Runtime } from "../server/runtime.ts";
+import type { FirewallRule, RouteSpec } from "../domain/types.ts";
+import type { Runtime } from "./runtime.ts";
 
 /**
  * A change to what the connection path reads, always as the full new state (a listener's whole

@@ -1,7 +1,7 @@
 // Traffic counters and firewall hits of every worker thread, in shared memory: each worker
 // writes its own column, the supervisor reads the sum. Exact, and nothing crosses threads per
 // connection.
-import { END_REASONS, type EndCounters, type EndReason } from "../net/end-reason.ts";
+import { END_REASONS, type EndCounters, type EndReason } from "../domain/end-reason.ts";
 
 /** total, active, bytes up, bytes down, then one count per end reason. */
 const FIELD_TOTAL = 0;

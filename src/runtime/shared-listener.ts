@@ -1,15 +1,16 @@
 // RuntimeSharing over shared memory: what a worker thread's Runtime counts into, and the
 // supervisor's read-only view of the sum.
-import type { FirewallRule } from "../config/types.ts";
+
+import { firewallRuleKey } from "../config/firewall-rule.ts";
+import type { FirewallRule } from "../domain/types.ts";
 import type { FirewallHits } from "../firewall/hits.ts";
-import { firewallRuleKey } from "../firewall/rule.ts";
 import { parseIp } from "../ip/ip.ts";
-import type { AdmissionCheck, ListenerSharing } from "../net/listener-state.ts";
-import type { DescriptorCount } from "../net/proxy-env.ts";
-import type { TrafficStats } from "../net/traffic-stats.ts";
-import type { RuntimeSharing } from "../server/runtime.ts";
+import type { AdmissionCheck, ListenerSharing } from "./listener-state.ts";
+import type { DescriptorCount } from "./proxy-env.ts";
+import type { RuntimeSharing } from "./runtime.ts";
 import type { SharedAdmission } from "./shared-admission.ts";
 import type { SharedCounters, TrafficCounters, WorkerCounters } from "./shared-counters.ts";
+import type { TrafficStats } from "./traffic-stats.ts";
 
 type HitCounter = Pick<FirewallHits, "record" | "snapshot" | "count">;
 

@@ -1,24 +1,23 @@
 // `mc-proxy server`: config → store → runtime → listeners and admin API, plus signals.
 
 import { resolve } from "node:path";
-import { parseHostPort } from "../config/address.ts";
 import { loadConfig } from "../config/load-config.ts";
 import { MAX_WORKER_COUNT } from "../config/parse-config.ts";
-import type { Config, WorkerCount } from "../config/types.ts";
+import type { Config, WorkerCount } from "../domain/types.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
+import { parseHostPort } from "../ip/host-port.ts";
 import { backendTrust } from "../l7/backend-trust.ts";
 import type { Logger } from "../log/logger.ts";
-import { flushLogs } from "../log/logger.ts";
 import { startMetricsServer } from "../metrics/server.ts";
 import { descriptorBudget, openFileLimit } from "../net/descriptor-cap.ts";
 import { type RunningListener, startListener } from "../net/listener.ts";
 import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
+import { Runtime } from "../runtime/runtime.ts";
 import { InProcessUpdates, type RuntimeUpdates } from "../runtime/runtime-updates.ts";
 import { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { usableCpus } from "./cpu-count.ts";
 import { InstanceLock } from "./instance-lock.ts";
-import { Runtime } from "./runtime.ts";
 import { startWorkers } from "./start-workers.ts";
 import type { WorkerPool } from "./worker-pool.ts";
 
@@ -89,12 +88,7 @@ export async function startServer(
         geoip,
         descriptorBudget: budget,
         logger,
-        writeLog:
-          options.writeWorkerLog ??
-          ((text) => {
-            flushLogs(); // the supervisor's own lines of this turn come first
-            process.stderr.write(text);
-          }),
+        writeLog: options.writeWorkerLog ?? ((text) => logger.writeFormatted(text)),
       });
       runtime = started.runtime;
       pool = started.pool;

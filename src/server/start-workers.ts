@@ -1,14 +1,15 @@
 // `workers = N` (N > 1): the supervisor's runtime over shared memory, and N worker threads.
-import type { Config, FirewallRule, RouteSpec } from "../config/types.ts";
+
+import { firewallRuleKey } from "../config/firewall-rule.ts";
+import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import type { GeoIpDatabase } from "../firewall/geoip.ts";
-import { firewallRuleKey } from "../firewall/rule.ts";
 import type { Logger } from "../log/logger.ts";
 import type { RunningListener } from "../net/listener.ts";
+import { Runtime } from "../runtime/runtime.ts";
 import { SharedAdmission } from "../runtime/shared-admission.ts";
 import { SharedCounters } from "../runtime/shared-counters.ts";
 import { supervisorSharing } from "../runtime/shared-listener.ts";
 import { VERSION } from "../version.ts";
-import { Runtime } from "./runtime.ts";
 import { WorkerPool } from "./worker-pool.ts";
 
 export interface StartedWorkers {

@@ -5,12 +5,13 @@ import { backendTrust } from "../l7/backend-trust.ts";
 import { Logger, parseLevel } from "../log/logger.ts";
 import { type RunningListener, startListener } from "../net/listener.ts";
 import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
+import { Runtime } from "../runtime/runtime.ts";
 import { SharedAdmission } from "../runtime/shared-admission.ts";
 import { WorkerCounters } from "../runtime/shared-counters.ts";
 import { WorkerSlots, workerSharing } from "../runtime/shared-listener.ts";
 import { VERSION } from "../version.ts";
-import { Runtime } from "./runtime.ts";
 import type { FromWorker, ToWorker, WorkerChange, WorkerInit } from "./worker-protocol.ts";
+import { rebuildConfig, rebuildRoutes } from "./worker-values.ts";
 
 declare const self: Worker;
 
@@ -46,17 +47,18 @@ let stopSweep: (() => void) | null = null;
 
 function start(init: WorkerInit): void {
   const logger = workerLogger();
+  const config = rebuildConfig(init.config);
   const admission = SharedAdmission.attach(init.admission);
   const counters = new WorkerCounters(init.counters, init.column);
-  slots = new WorkerSlots(init.config.listeners.length);
+  slots = new WorkerSlots(config.listeners.length);
   init.routeBlocks.forEach((blocks, index) => {
     for (const [hostname, block] of blocks) slots!.routeBlocks[index]!.set(hostname, block);
   });
   for (const [key, slot] of init.hitSlots) slots.hitSlots.set(key, slot);
-  backendTrust(init.config.proxy.backendCa);
+  backendTrust(config.proxy.backendCa);
   runtime = new Runtime({
-    config: init.config,
-    routes: new Map(init.routes),
+    config,
+    routes: new Map(init.routes.map(([addr, routes]) => [addr, rebuildRoutes(routes)])),
     rules: init.rules,
     geoip: init.geoip === null ? null : GeoIpDatabase.fromBytes(init.geoip.path, init.geoip.bytes),
     logger,
@@ -77,7 +79,7 @@ function start(init: WorkerInit): void {
       startListener(state, env, { reusePort: true, ...(port == null ? {} : { port }) }),
     );
   });
-  const proxy = init.config.proxy;
+  const proxy = config.proxy;
   stopSweep = startDeadlineSweep(
     env,
     sweepTickMs([proxy.helloTimeoutMs, proxy.connectTimeoutMs, proxy.idleTimeoutMs]),
@@ -95,7 +97,7 @@ function apply(change: WorkerChange): void {
       const index = live.listenerStates().findIndex((state) => state.addr === change.listener);
       for (const [hostname, block] of change.blocks)
         slots!.routeBlocks[index]!.set(hostname, block);
-      live.replaceRoutes(change.listener, change.routes);
+      live.replaceRoutes(change.listener, rebuildRoutes(change.routes));
       return;
     }
     case "firewall":

@@ -1,12 +1,13 @@
 // The supervisor's worker threads: start them, carry every runtime change to all of them,
 // replace one that dies, drain them on shutdown.
-import type { Config, FirewallRule, RouteSpec } from "../config/types.ts";
-import { firewallRuleKey } from "../firewall/rule.ts";
+
+import { firewallRuleKey } from "../config/firewall-rule.ts";
+import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
+import type { Runtime } from "../runtime/runtime.ts";
 import type { RuntimeChange, RuntimeUpdates } from "../runtime/runtime-updates.ts";
 import type { SharedAdmission } from "../runtime/shared-admission.ts";
 import type { SharedCounters } from "../runtime/shared-counters.ts";
-import type { Runtime } from "./runtime.ts";
 import type {
   FromWorker,
   SharedGeoIp,

@@ -1,5 +1,5 @@
 // Messages between the supervisor (main thread) and its worker threads.
-import type { Config, FirewallRule, RouteSpec } from "../config/types.ts";
+import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import type { SharedAdmissionInit } from "../runtime/shared-admission.ts";
 import type { SharedCountersInit } from "../runtime/shared-counters.ts";
 

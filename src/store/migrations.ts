@@ -12,8 +12,8 @@ export interface Migration {
 
 /**
  * Append only: a released step is never edited, because databases in the field already ran it.
- * STRICT tables and CHECKs are the last line behind src/route/validate.ts and
- * src/firewall/rule.ts, which callers run first.
+ * STRICT tables and CHECKs are the last line behind src/config/route.ts and
+ * src/config/firewall-rule.ts, which callers run first.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {

@@ -2,7 +2,7 @@ import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Config, FirewallRule, RouteSpec } from "../config/types.ts";
+import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import { createMemoryLogger } from "../log/logger.ts";
 import { StoreError } from "./errors.ts";
 import { SCHEMA_VERSION } from "./migrations.ts";

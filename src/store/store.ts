@@ -1,8 +1,14 @@
 // The database behind routes and firewall rules (SPEC §3): open, seed from the TOML, read, change.
 import { Database } from "bun:sqlite";
 import { closeSync, fstatSync, openSync } from "node:fs";
-import type { Config, FirewallRule, RouteMode, RouteSpec } from "../config/types.ts";
-import { firewallRuleKey } from "../firewall/rule.ts";
+import { firewallRuleKey } from "../config/firewall-rule.ts";
+import {
+  ROUTE_FIELD_KEYS,
+  type RouteRecord,
+  routeFromRecord,
+  routeToRecord,
+} from "../domain/route-fields.ts";
+import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { describeCause, describeCurrentUser, StoreError, sqliteCode } from "./errors.ts";
 import { migrate } from "./migrations.ts";
@@ -22,53 +28,23 @@ export interface ReconcileResult {
   addedListeners: string[];
 }
 
-interface RouteRow {
-  hostname: string;
-  backend: string;
-  mode: string;
-  tls_cert: string;
-  tls_key: string;
-  backend_tls: number;
-  send_proxy_protocol: number;
-}
+/** A `routes` row: the columns are ROUTE_FIELDS' keys (src/domain/route-fields.ts). */
+type RouteRow = RouteRecord<number>;
 
 // A type alias, not an interface: bun:sqlite binds only index-signature-compatible objects.
-type RouteParams = {
-  listener_addr: string;
-  hostname: string;
-  backend: string;
-  mode: string;
-  tls_cert: string;
-  tls_key: string;
-  backend_tls: number;
-  send_proxy_protocol: number;
-};
+type RouteParams = RouteRow & { listener_addr: string };
+
+/** `hostname, backend, …` in ROUTE_FIELDS order. */
+const ROUTE_COLUMNS = ROUTE_FIELD_KEYS.join(", ");
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
 function toRoute(row: RouteRow): RouteSpec {
-  return {
-    hostname: row.hostname,
-    backend: row.backend,
-    mode: row.mode as RouteMode,
-    tlsCert: row.tls_cert,
-    tlsKey: row.tls_key,
-    backendTls: row.backend_tls === 1,
-    sendProxyProtocol: row.send_proxy_protocol === 1,
-  };
+  return routeFromRecord(row, (flag) => flag === 1);
 }
 
 function toRouteParams(listenerAddr: string, route: RouteSpec): RouteParams {
-  return {
-    listener_addr: listenerAddr,
-    hostname: route.hostname,
-    backend: route.backend,
-    mode: route.mode,
-    tls_cert: route.tlsCert,
-    tls_key: route.tlsKey,
-    backend_tls: route.backendTls ? 1 : 0,
-    send_proxy_protocol: route.sendProxyProtocol ? 1 : 0,
-  };
+  return { listener_addr: listenerAddr, ...routeToRecord(route, (flag) => (flag ? 1 : 0)) };
 }
 
 /**
@@ -131,16 +107,14 @@ export class Store {
         "INSERT INTO listeners (addr) VALUES ($addr)",
       ),
       routes: db.prepare<RouteRow, { listener_addr: string }>(
-        `SELECT hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol
-         FROM routes WHERE listener_addr = $listener_addr ORDER BY hostname`,
+        `SELECT ${ROUTE_COLUMNS} FROM routes WHERE listener_addr = $listener_addr ORDER BY hostname`,
       ),
       allRoutes: db.prepare<RouteRow & { listener_addr: string }, []>(
-        `SELECT listener_addr, hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol
-         FROM routes ORDER BY listener_addr, hostname`,
+        `SELECT listener_addr, ${ROUTE_COLUMNS} FROM routes ORDER BY listener_addr, hostname`,
       ),
       insertRoute: db.prepare<never, RouteParams>(
-        `INSERT INTO routes (listener_addr, hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol)
-         VALUES ($listener_addr, $hostname, $backend, $mode, $tls_cert, $tls_key, $backend_tls, $send_proxy_protocol)`,
+        `INSERT INTO routes (listener_addr, ${ROUTE_COLUMNS})
+         VALUES ($listener_addr, ${ROUTE_FIELD_KEYS.map((key) => `$${key}`).join(", ")})`,
       ),
       deleteRoute: db.prepare<never, { listener_addr: string; hostname: string }>(
         "DELETE FROM routes WHERE listener_addr = $listener_addr AND hostname = $hostname",

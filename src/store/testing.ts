@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Config, FirewallRule, ListenerSpec, RouteSpec } from "../config/types.ts";
+import type { Config, FirewallRule, ListenerSpec, RouteSpec } from "../domain/types.ts";
 
 /** A fresh directory under the system temp dir; `cleanup` removes it and everything in it. */
 export function makeTempDir(): { dir: string; cleanup: () => void } {

@@ -1,7 +1,7 @@
 // `mcproxyctl explain`: the decision the proxy would take now for a client and SNI name.
 import type { ArgsDef } from "citty";
 import { defineCommand } from "citty";
-import type { ExplainRequest, Explanation } from "../../server/explain.ts";
+import type { ExplainRequest, Explanation } from "../../domain/reports.ts";
 import { UsageError } from "../errors.ts";
 import { connectionArgs, printJson, withClient } from "./connection.ts";
 import { rejectUnknownFlags } from "./flags.ts";

@@ -1,7 +1,8 @@
 // `mcproxyctl firewall list|add|remove`: the global firewall rules through the admin API.
 import type { ArgsDef } from "citty";
 import { defineCommand } from "citty";
-import type { FirewallRule, FirewallRuleType } from "../../config/types.ts";
+import { FIREWALL_RULE_TYPE_NAMES } from "../../domain/firewall-rule-types.ts";
+import type { FirewallRule, FirewallRuleType } from "../../domain/types.ts";
 import { UsageError } from "../errors.ts";
 import { alignColumns } from "../status.ts";
 import { connectionArgs, printJson, withClient } from "./connection.ts";
@@ -30,7 +31,7 @@ const listCommand = defineCommand({
 
 const ruleArgs = {
   ...connectionArgs,
-  type: { type: "enum", options: ["ip", "cidr", "country"], description: "rule type (required)" },
+  type: { type: "enum", options: FIREWALL_RULE_TYPE_NAMES, description: "rule type (required)" },
   value: {
     type: "string",
     description: "an IP address, a CIDR or an ISO 3166-1 alpha-2 country code (required)",
@@ -39,7 +40,9 @@ const ruleArgs = {
 } satisfies ArgsDef;
 
 function ruleFromArgs(command: string, args: { type?: string; value?: string }): FirewallRule {
-  if (!args.type) throw new UsageError(`${command}: --type ip|cidr|country is required`);
+  if (!args.type) {
+    throw new UsageError(`${command}: --type ${FIREWALL_RULE_TYPE_NAMES.join("|")} is required`);
+  }
   if (!args.value) throw new UsageError(`${command}: --value is required`);
   // citty has already checked the type against the enum's options.
   return { type: args.type as FirewallRuleType, value: args.value };

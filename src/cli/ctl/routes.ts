@@ -1,7 +1,8 @@
 // `mcproxyctl routes list|add|remove`: a listener's route table through the admin API.
 import type { ArgsDef } from "citty";
 import { defineCommand } from "citty";
-import type { RouteSpec } from "../../config/types.ts";
+import { routeToRecord } from "../../domain/route-fields.ts";
+import type { RouteSpec } from "../../domain/types.ts";
 import { UsageError } from "../errors.ts";
 import { alignColumns } from "../status.ts";
 import { connectionArgs, printJson, withClient } from "./connection.ts";
@@ -30,16 +31,7 @@ export function formatRoutesTable(rows: { listenerAddr: string; route: RouteSpec
 
 /** A route in the admin API's JSON names (snake_case, as grpcurl shows them). */
 function routeJson(listenerAddr: string, route: RouteSpec) {
-  return {
-    listener_addr: listenerAddr,
-    hostname: route.hostname,
-    backend: route.backend,
-    mode: route.mode,
-    tls_cert: route.tlsCert,
-    tls_key: route.tlsKey,
-    backend_tls: route.backendTls,
-    send_proxy_protocol: route.sendProxyProtocol,
-  };
+  return { listener_addr: listenerAddr, ...routeToRecord(route, (flag) => flag) };
 }
 
 const listArgs = {

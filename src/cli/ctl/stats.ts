@@ -1,8 +1,8 @@
 // `mcproxyctl stats`: connection counters per listener and per route, and firewall hits per rule.
 import type { ArgsDef } from "citty";
 import { defineCommand } from "citty";
-import type { StatsSnapshot, TrafficCounts } from "../../metrics/stats.ts";
-import { END_REASONS } from "../../net/end-reason.ts";
+import { END_REASONS } from "../../domain/end-reason.ts";
+import type { StatsSnapshot, TrafficCounts } from "../../domain/reports.ts";
 import { alignColumns } from "../status.ts";
 import { connectionArgs, printJson, withClient } from "./connection.ts";
 import { rejectUnknownFlags } from "./flags.ts";

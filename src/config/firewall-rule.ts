@@ -1,5 +1,6 @@
 // Firewall rule validation and canonical form, shared by the config loader and the admin API.
-import type { FirewallRule, FirewallRuleType } from "../config/types.ts";
+import { FIREWALL_RULE_TYPE_NAMES, orList } from "../domain/firewall-rule-types.ts";
+import type { FirewallRule, FirewallRuleType } from "../domain/types.ts";
 import { formatCidr, normalizeIp, parseCidr } from "../ip/ip.ts";
 
 const COUNTRY_CODE = /^[A-Z]{2}$/;
@@ -34,7 +35,9 @@ export function validateFirewallRule(
       return { rule: { type: "country", value: code } };
     }
     default:
-      return { error: `rule type ${JSON.stringify(type)}: expected ip, cidr or country` };
+      return {
+        error: `rule type ${JSON.stringify(type)}: expected ${orList(FIREWALL_RULE_TYPE_NAMES)}`,
+      };
   }
 }
 

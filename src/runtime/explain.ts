@@ -1,60 +1,15 @@
 // Explain: the decision the proxy would take now for a client and an SNI name, without a connection.
-import { parseHostPort } from "../config/address.ts";
-import type { FirewallRule, RouteSpec } from "../config/types.ts";
+
+import type {
+  ExplainDecision,
+  ExplainRequest,
+  Explanation,
+  RouteMatchKind,
+} from "../domain/reports.ts";
+import type { FirewallRule, RouteSpec } from "../domain/types.ts";
+import { parseHostPort } from "../ip/host-port.ts";
 import { formatIp, type IpAddress, parseIp } from "../ip/ip.ts";
 import type { Runtime } from "./runtime.ts";
-
-/**
- * What a connection would get. The first four are the access log `outcome` it would end with;
- * the last two say how a routed connection is served.
- */
-export const EXPLAIN_DECISIONS = [
-  "blocked",
-  "limit",
-  "no_sni",
-  "no_route",
-  "forward_l4",
-  "terminate_l7",
-] as const;
-export type ExplainDecision = (typeof EXPLAIN_DECISIONS)[number];
-
-export const ROUTE_MATCHES = ["exact", "wildcard", "none"] as const;
-export type RouteMatchKind = (typeof ROUTE_MATCHES)[number];
-
-export interface ExplainRequest {
-  /** The listener's addr exactly as configured. */
-  listenerAddr: string;
-  /** The SNI name; "" for a ClientHello without one. */
-  sni: string;
-  /** An IP address, or `ip:port` / `[ipv6]:port` as the access log writes the client. */
-  clientAddr: string;
-}
-
-export interface Explanation {
-  firewall: {
-    blocked: boolean;
-    /** The rule that matched, or null. */
-    rule: FirewallRule | null;
-    /** The client's GeoIP country, or null (no database, or an address it does not know). */
-    country: string | null;
-  };
-  limits: {
-    /** 0 = no limit. */
-    maxConnections: number;
-    /** Connections on the listener past the firewall and the limits now. */
-    admitted: number;
-    /** 0 = no limit. */
-    maxConnectionsPerIp: number;
-    /** Admitted connections from this client now. */
-    fromClient: number;
-    /** One more connection would be over a limit. */
-    wouldExceed: boolean;
-  };
-  route: { matched: RouteMatchKind; route: RouteSpec | null };
-  decision: ExplainDecision;
-  /** One line for a human. */
-  explanation: string;
-}
 
 /** A request Explain cannot answer; `code` says whose fault (the admin API maps it to a status). */
 export class ExplainError extends Error {
@@ -162,7 +117,7 @@ export function explain(runtime: ExplainSource, request: ExplainRequest): Explan
   const verdict = runtime.env.firewall.check(client);
   const country = runtime.geoIpCountry(client);
 
-  // admit(), step 2: the limits, with the listener's live counts.
+  // admit(), step 2: the limits, asked of the same ListenerState code a connection's tryAdmit runs.
   const { maxConnections, maxConnectionsPerIp } = listener.spec;
   const { admitted, fromClient, overListener, overClient } = listener.wouldAdmit(clientText);
 

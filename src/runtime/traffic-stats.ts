@@ -1,5 +1,5 @@
 // Counters for a listener or a route: plain integers, bumped on the connection path.
-import { type EndCounters, newEndCounters } from "./end-reason.ts";
+import { type EndCounters, newEndCounters } from "../domain/end-reason.ts";
 
 /**
  * No allocation per connection: a connection holds references to its listener's and its

@@ -1,6 +1,8 @@
 // Route validation and normalisation, shared by the config loader and the admin API.
-import { parseHostPort } from "../config/address.ts";
-import type { RouteMode, RouteSpec } from "../config/types.ts";
+
+import type { RouteInput } from "../domain/reports.ts";
+import type { RouteMode, RouteSpec } from "../domain/types.ts";
+import { parseHostPort } from "../ip/host-port.ts";
 
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
@@ -20,17 +22,6 @@ export function normalizeHostname(text: string): string | null {
   if (wildcard && rest.length < 2) return null;
   for (const label of rest) if (!LABEL.test(label)) return null;
   return name;
-}
-
-/** The fields of a route as given by a user (TOML or API), before validation. */
-export interface RouteInput {
-  hostname: string;
-  backend: string;
-  mode?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  backendTls?: boolean;
-  sendProxyProtocol?: boolean;
 }
 
 /**

@@ -1,21 +1,20 @@
 // The running proxy's swappable state: route tables per listener and the compiled firewall.
-import type { Config, FirewallRule, RouteSpec } from "../config/types.ts";
+import type { ListenerStatus, RuntimeStatus } from "../domain/reports.ts";
+import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import { Firewall } from "../firewall/firewall.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { FirewallHits } from "../firewall/hits.ts";
 import type { IpAddress } from "../ip/ip.ts";
 import type { Logger } from "../log/logger.ts";
-import type { Connection } from "../net/connection.ts";
-import { type ListenerSharing, ListenerState } from "../net/listener-state.ts";
-import { type DescriptorCount, localDescriptorCount, type ProxyEnv } from "../net/proxy-env.ts";
 import { RouteTable } from "../route/route-table.ts";
-
-export interface ListenerStatus {
-  addr: string;
-  routeCount: number;
-  activeConnections: number;
-  proxyProtocol: boolean;
-}
+import { CertificateCache } from "./certificates.ts";
+import { type ListenerSharing, ListenerState } from "./listener-state.ts";
+import {
+  type DescriptorCount,
+  localDescriptorCount,
+  type OpenConnection,
+  type ProxyEnv,
+} from "./proxy-env.ts";
 
 /**
  * Where counters and limits live when worker threads serve the listeners: shared memory
@@ -29,13 +28,6 @@ export interface RuntimeSharing {
   worker: number | null;
 }
 
-export interface RuntimeStatus {
-  version: string;
-  startedAt: Date;
-  totalConnections: number;
-  listeners: ListenerStatus[];
-}
-
 /**
  * Holds what the connection path reads: it never queries the database. The admin API
  * commits to the store first and then calls replaceRoutes / replaceFirewallRules with what
@@ -47,6 +39,9 @@ export class Runtime {
   private readonly listeners = new Map<string, ListenerState>();
   private geoip: GeoIpDatabase | null;
   private rules: FirewallRule[];
+  /** l7 certificates by path, so a route change loads only what is new or changed on disk. */
+  readonly certificates = new CertificateCache();
+  private readonly secureContexts = (spec: RouteSpec) => this.certificates.forRoute(spec);
 
   constructor(options: {
     config: Config;
@@ -71,13 +66,16 @@ export class Runtime {
       descriptorBudget: options.descriptorBudget ?? Number.POSITIVE_INFINITY,
       descriptors: sharing?.descriptors ?? localDescriptorCount(),
       worker: sharing?.worker ?? null,
-      open: new Set<Connection>(),
+      open: new Set<OpenConnection>(),
       onConnectionEnd: null,
     };
     options.config.listeners.forEach((spec, index) => {
       const routes = options.routes.get(spec.addr) ?? spec.routes;
       const shared = sharing?.listener(spec.addr, index) ?? null;
-      this.listeners.set(spec.addr, new ListenerState({ ...spec, routes }, shared));
+      this.listeners.set(
+        spec.addr,
+        new ListenerState({ ...spec, routes }, this.secureContexts, shared),
+      );
     });
   }
 
@@ -113,7 +111,19 @@ export class Runtime {
   replaceRoutes(addr: string, routes: RouteSpec[]): void {
     const state = this.listeners.get(addr);
     if (!state) throw new Error(`unknown listener ${JSON.stringify(addr)}`);
-    state.routes = new RouteTable(routes);
+    state.routes = new RouteTable(routes, this.secureContexts);
+    const inUse: RouteSpec[] = [];
+    for (const listener of this.listeners.values()) inUse.push(...listener.routes.routes);
+    this.certificates.retainOnly(inUse);
+  }
+
+  /**
+   * Loads an l7 route's certificate into the cache, so a change can be refused before it
+   * commits; throws a CertificateError naming the route and the path. The replaceRoutes that
+   * follows takes it from the cache.
+   */
+  checkRouteCertificate(route: RouteSpec): void {
+    if (route.mode === "l7") this.certificates.forRoute(route);
   }
 
   /**

@@ -1,11 +1,8 @@
 // `host:port` text → parts, for listener, backend and admin addresses (SPEC §2).
-import { normalizeIp } from "../ip/ip.ts";
+import type { HostPort } from "../domain/types.ts";
+import { normalizeIp } from "./ip.ts";
 
-export interface HostPort {
-  /** "" for every interface (`:443`); IPv6 without brackets. */
-  host: string;
-  port: number;
-}
+export type { HostPort };
 
 const HOSTNAME =
   /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;

@@ -1,7 +1,7 @@
-// Per-listener runtime state shared by its connections: route table, trust list, counters.
-import type { ListenerSpec } from "../config/types.ts";
+// Per-listener runtime state shared by its connections: route table, trust list, admission, counters.
+import type { ListenerSpec } from "../domain/types.ts";
 import { type Cidr, cidrContains, type IpAddress, parseCidr } from "../ip/ip.ts";
-import { RouteTable } from "../route/route-table.ts";
+import { RouteTable, type SecureContextSource } from "../route/route-table.ts";
 import { TrafficStats } from "./traffic-stats.ts";
 
 /** Why admission would refuse a client, with the counts it was decided on. */
@@ -16,7 +16,7 @@ export interface AdmissionCheck {
 
 /**
  * Where a listener's limits and counters live when several worker threads serve it
- * (src/runtime/shared-listener.ts): shared memory instead of this object's own fields.
+ * (shared-listener.ts): shared memory instead of this object's own fields.
  */
 export interface ListenerSharing {
   readonly stats: TrafficStats;
@@ -32,26 +32,26 @@ export class ListenerState {
   routes: RouteTable;
   /** Every accepted socket, admitted or not: total, active, bytes, ends by reason. */
   readonly stats: TrafficStats;
-  /** Past the firewall and the limits: what max_connections counts. */
+  /**
+   * Past the firewall and the limits: what max_connections counts. Changed only through
+   * tryAdmit / release (public for tests that stage a full listener).
+   */
   admitted = 0;
   /** Admitted connections per client address (canonical text), for max_connections_per_ip. */
   readonly perIp = new Map<string, number>();
   /** Per route hostname; kept across route-table swaps. */
   private readonly routeStats = new Map<string, TrafficStats>();
   /** proxy_protocol_from, compiled once. */
-  private readonly trusted: Cidr[];
+  private readonly trusted: readonly Cidr[];
 
   constructor(
     readonly spec: ListenerSpec,
+    secureContexts?: SecureContextSource,
     private readonly sharing: ListenerSharing | null = null,
   ) {
     this.stats = sharing?.stats ?? new TrafficStats();
-    this.routes = new RouteTable(spec.routes);
-    this.trusted = spec.proxyProtocolFrom.map((text) => {
-      const parsed = parseCidr(text);
-      if ("error" in parsed) throw new Error(`proxy_protocol_from ${text}: ${parsed.error}`);
-      return parsed.cidr;
-    });
+    this.routes = new RouteTable(spec.routes, secureContexts);
+    this.trusted = parseCidrs(spec.proxyProtocolFrom);
   }
 
   /**
@@ -121,4 +121,13 @@ export class ListenerState {
     for (const cidr of this.trusted) if (cidrContains(cidr, address)) return true;
     return false;
   }
+}
+
+/** proxy_protocol_from (canonical text, validated by the config loader) as prefixes. */
+function parseCidrs(texts: readonly string[]): Cidr[] {
+  return texts.map((text) => {
+    const parsed = parseCidr(text);
+    if ("error" in parsed) throw new Error(`proxy_protocol_from ${text}: ${parsed.error}`);
+    return parsed.cidr;
+  });
 }

@@ -1,46 +1,15 @@
 // A point-in-time copy of every counter: what GetStats returns and /metrics renders.
-import type { FirewallRule } from "../config/types.ts";
-import { firewallRuleKey } from "../firewall/rule.ts";
-import { END_REASONS } from "../net/end-reason.ts";
-import type { TrafficStats } from "../net/traffic-stats.ts";
-import type { Runtime } from "../server/runtime.ts";
 
-/** The counters of a listener or a route, copied. */
-export interface TrafficCounts {
-  connectionsTotal: number;
-  /** Open right now. */
-  connectionsActive: number;
-  /** Client → backend bytes of ended connections. */
-  bytesUp: number;
-  /** Backend → client bytes of ended connections. */
-  bytesDown: number;
-  /**
-   * Ended connections by end reason: every reason of END_REASONS, zeros included, in that
-   * order. A client talking to a newer server may also see reasons it does not know.
-   */
-  ends: Record<string, number>;
-}
-
-export interface RouteStatsSnapshot extends TrafficCounts {
-  hostname: string;
-}
-
-export interface ListenerStatsSnapshot extends TrafficCounts {
-  addr: string;
-  /** Every route of the current table and every removed route with counters, by hostname. */
-  routes: RouteStatsSnapshot[];
-}
-
-export interface FirewallRuleHitCount {
-  rule: FirewallRule;
-  hits: number;
-}
-
-export interface StatsSnapshot {
-  listeners: ListenerStatsSnapshot[];
-  /** Every current rule (0 when it never matched) and every removed rule that blocked something. */
-  firewallHits: FirewallRuleHitCount[];
-}
+import { firewallRuleKey } from "../config/firewall-rule.ts";
+import { END_REASONS } from "../domain/end-reason.ts";
+import type {
+  FirewallRuleHitCount,
+  ListenerStatsSnapshot,
+  StatsSnapshot,
+  TrafficCounts,
+} from "../domain/reports.ts";
+import type { Runtime } from "./runtime.ts";
+import type { TrafficStats } from "./traffic-stats.ts";
 
 /** What collectStats reads; the real Runtime, or a stand-in in tests. */
 export type StatsSource = Pick<Runtime, "listenerStates" | "firewallRules" | "env">;

@@ -1,9 +1,8 @@
 // What every connection of the process shares: firewall, timeouts, logger, the open set.
-import type { ProxyTimeouts } from "../config/types.ts";
+import type { ProxyTimeouts } from "../domain/types.ts";
 import type { Firewall } from "../firewall/firewall.ts";
 import type { FirewallHits } from "../firewall/hits.ts";
 import type { Logger } from "../log/logger.ts";
-import type { Connection } from "./connection.ts";
 
 export interface ProxyEnv {
   /** Replaced whole when rules change or GeoIP reloads; read once per connection. */
@@ -18,7 +17,7 @@ export interface ProxyEnv {
   /** The worker thread this is (1-based, logged as `worker=`), or null without worker threads. */
   readonly worker: number | null;
   /** Every open connection, for the deadline sweep and for shutdown. */
-  readonly open: Set<Connection>;
+  readonly open: Set<OpenConnection>;
   /** Called whenever a connection ends, so shutdown can notice the last one. */
   onConnectionEnd: (() => void) | null;
 }
@@ -41,4 +40,12 @@ export function localDescriptorCount(): DescriptorCount {
     },
     inUse: () => held,
   };
+}
+
+/** What the deadline sweep and shutdown need of an open connection (`src/net/connection.ts`). */
+export interface OpenConnection {
+  /** Ends the connection when its current phase's deadline has passed. */
+  checkDeadline(now: number): void;
+  /** Ends it now (shutdown_timeout ran out). */
+  abort(): void;
 }

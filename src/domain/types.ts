@@ -3,6 +3,16 @@
 /** How a route forwards a connection: raw TLS passthrough, or terminate and reverse-proxy HTTP. */
 export type RouteMode = "l4" | "l7";
 
+/**
+ * A parsed `host:port` (a listener's bind address, a backend, the admin and metrics
+ * addresses), from `parseHostPort` (`src/ip/host-port.ts`).
+ */
+export interface HostPort {
+  /** "" for every interface (`:443`); IPv6 without brackets. */
+  host: string;
+  port: number;
+}
+
 /** One hostname → backend mapping on a listener (SPEC §2, §8 `Route`). */
 export interface RouteSpec {
   /** Lower-case, no trailing dot; either an exact name or `*.parent` (one label). */
@@ -34,7 +44,9 @@ export interface ListenerSpec {
   routes: RouteSpec[];
 }
 
-export type FirewallRuleType = "ip" | "cidr" | "country";
+import type { FirewallRuleType } from "./firewall-rule-types.ts";
+
+export type { FirewallRuleType };
 
 /** A firewall rule in canonical text form: ip "203.0.113.50", cidr "198.51.100.0/24", country "RU". */
 export interface FirewallRule {

@@ -9,39 +9,48 @@ import {
   type GetStatsResponse as ProtoStats,
   type GetStatusResponse as ProtoStatus,
 } from "../../gen/mc_proxy/v1/admin.ts";
-import type { FirewallRule, FirewallRuleType, RouteMode, RouteSpec } from "../config/types.ts";
-import type { StatsSnapshot, TrafficCounts } from "../metrics/stats.ts";
-import type { RouteInput } from "../route/validate.ts";
+import {
+  FIREWALL_RULE_TYPE_NAMES,
+  FIREWALL_RULE_TYPES,
+  orList,
+} from "../domain/firewall-rule-types.ts";
 import {
   EXPLAIN_DECISIONS,
   type ExplainDecision,
   type Explanation,
+  type ListenerStatus,
   ROUTE_MATCHES,
+  type RouteInput,
   type RouteMatchKind,
-} from "../server/explain.ts";
-import type { ListenerStatus, RuntimeStatus } from "../server/runtime.ts";
+  type RuntimeStatus,
+  type StatsSnapshot,
+  type TrafficCounts,
+} from "../domain/reports.ts";
+import { ROUTE_FIELD_NAMES, ROUTE_FIELDS, type RouteField } from "../domain/route-fields.ts";
+import type { FirewallRule, FirewallRuleType, RouteMode, RouteSpec } from "../domain/types.ts";
 
-const RULE_TYPE_TO_PROTO: Record<FirewallRuleType, ProtoRuleType> = {
-  ip: ProtoRuleType.FIREWALL_RULE_TYPE_IP,
-  cidr: ProtoRuleType.FIREWALL_RULE_TYPE_CIDR,
-  country: ProtoRuleType.FIREWALL_RULE_TYPE_COUNTRY,
-};
+const RULE_TYPE_TO_PROTO = Object.fromEntries(
+  FIREWALL_RULE_TYPE_NAMES.map((type) => [
+    type,
+    ProtoRuleType[FIREWALL_RULE_TYPES[type].protoName],
+  ]),
+) as Record<FirewallRuleType, ProtoRuleType>;
+
+const RULE_TYPE_FROM_PROTO = new Map<ProtoRuleType, FirewallRuleType>(
+  FIREWALL_RULE_TYPE_NAMES.map((type) => [RULE_TYPE_TO_PROTO[type], type]),
+);
+
+/** `FIREWALL_RULE_TYPE_IP, FIREWALL_RULE_TYPE_CIDR or FIREWALL_RULE_TYPE_COUNTRY`, for messages. */
+export const PROTO_RULE_TYPE_LIST = orList(
+  FIREWALL_RULE_TYPE_NAMES.map((type) => FIREWALL_RULE_TYPES[type].protoName),
+);
 
 /**
  * The domain name of a wire rule type, or null for FIREWALL_RULE_TYPE_UNSPECIFIED and numbers
  * this version does not know (ts-proto decodes those as UNRECOGNIZED).
  */
 export function ruleTypeFromProto(type: ProtoRuleType): FirewallRuleType | null {
-  switch (type) {
-    case ProtoRuleType.FIREWALL_RULE_TYPE_IP:
-      return "ip";
-    case ProtoRuleType.FIREWALL_RULE_TYPE_CIDR:
-      return "cidr";
-    case ProtoRuleType.FIREWALL_RULE_TYPE_COUNTRY:
-      return "country";
-    default:
-      return null;
-  }
+  return RULE_TYPE_FROM_PROTO.get(type) ?? null;
 }
 
 export function ruleTypeToProto(type: FirewallRuleType): ProtoRuleType {
@@ -55,7 +64,7 @@ export function ruleTypeName(type: ProtoRuleType): string {
     : ProtoRuleType[type];
 }
 
-/** A rule as the server sent it; the server only sends the three known types. */
+/** A rule as the server sent it; the server only sends the types FIREWALL_RULE_TYPES lists. */
 export function ruleFromProtoStrict(rule: ProtoFirewallRule): FirewallRule {
   const type = ruleTypeFromProto(rule.type);
   if (type === null) throw new Error(`server sent firewall rule type ${ruleTypeName(rule.type)}`);
@@ -66,29 +75,25 @@ export function ruleToProto(rule: FirewallRule): ProtoFirewallRule {
   return { type: ruleTypeToProto(rule.type), value: rule.value };
 }
 
-/** A wire route as user input: validateRoute decides what it means (`mode` "" is l4). */
-export function routeInputFromProto(route: ProtoRoute): RouteInput {
-  return {
-    hostname: route.hostname,
-    backend: route.backend,
-    mode: route.mode,
-    tlsCert: route.tlsCert,
-    tlsKey: route.tlsKey,
-    backendTls: route.backendTls,
-    sendProxyProtocol: route.sendProxyProtocol,
-  };
+/** The RouteSpec-named fields of a wire route or a route (the wire names are the same). */
+function routeFields(source: object): Record<RouteField, unknown> {
+  const fields = {} as Record<RouteField, unknown>;
+  for (const name of ROUTE_FIELD_NAMES) fields[name] = (source as Record<string, unknown>)[name];
+  return fields;
 }
 
+/** A wire route as user input: validateRoute decides what it means (`mode` "" is l4). */
+export function routeInputFromProto(route: ProtoRoute): RouteInput {
+  return routeFields(route) as unknown as RouteInput;
+}
+
+/** Unset optional fields become the wire's zero values ("" and false). */
 export function routeInputToProto(route: RouteInput): ProtoRoute {
-  return {
-    hostname: route.hostname,
-    backend: route.backend,
-    mode: route.mode ?? "",
-    tlsCert: route.tlsCert ?? "",
-    tlsKey: route.tlsKey ?? "",
-    backendTls: route.backendTls ?? false,
-    sendProxyProtocol: route.sendProxyProtocol ?? false,
-  };
+  const fields = routeFields(route);
+  for (const name of ROUTE_FIELD_NAMES) {
+    fields[name] ??= ROUTE_FIELDS[name].kind === "flag" ? false : "";
+  }
+  return fields as unknown as ProtoRoute;
 }
 
 export function routeToProto(route: RouteSpec): ProtoRoute {
@@ -97,15 +102,7 @@ export function routeToProto(route: RouteSpec): ProtoRoute {
 
 /** A route as the server sent it. The server only sends validated routes, so the mode is known. */
 export function routeFromProto(route: ProtoRoute): RouteSpec {
-  return {
-    hostname: route.hostname,
-    backend: route.backend,
-    mode: routeModeFromProto(route.mode),
-    tlsCert: route.tlsCert,
-    tlsKey: route.tlsKey,
-    backendTls: route.backendTls,
-    sendProxyProtocol: route.sendProxyProtocol,
-  };
+  return { ...routeFields(route), mode: routeModeFromProto(route.mode) } as unknown as RouteSpec;
 }
 
 function routeModeFromProto(mode: string): RouteMode {
