@@ -312,6 +312,15 @@ workers = ${workers}
     for (const listener of stats.listeners) expect(listener.connectionsActive).toBe(0);
     const status = await admin.status();
     expect(status.totalConnections).toBe(made[OPEN] + made[LIMITED] + made[PER_IP]);
+    // Per worker: every worker is listed, and their counts add up to the listeners'.
+    expect(status.workers!.map((worker) => worker.worker)).toEqual(
+      Array.from({ length: workers }, (_, i) => i + 1),
+    );
+    expect(status.workers!.reduce((sum, worker) => sum + worker.totalConnections, 0)).toBe(
+      status.totalConnections,
+    );
+    expect(status.workers!.every((worker) => worker.activeConnections === 0)).toBe(true);
+    expect(status.workers!.every((worker) => worker.totalConnections > 0)).toBe(true);
   });
 
   test("SIGTERM drains in-flight transfers on every worker, then exits 0", async () => {

@@ -1,7 +1,7 @@
 // `bun run bench`: mc-proxy against HAProxy, nginx and the Bun floor, interleaved, medians.
 //
 //   bun run bench [--rounds N] [--only rate,bulk,idle,scale] [--duration S] [--quick] [--profile]
-//                 [--systems mc-proxy,haproxy,haproxy-128k,nginx,bun-relay,direct]
+//                 [--systems mc-proxy,haproxy,haproxy-128k,nginx,bun-relay,direct] [--workers N]
 //
 // Builds the C load generator and backend (gcc, into a temp cache), captures real ClientHellos
 // from node:tls, then per round starts each system fresh with the same routes and firewall
@@ -49,6 +49,7 @@ const { values: flags } = parseArgs({
     concurrency: { type: "string" },
     "idle-conns": { type: "string" },
     quick: { type: "boolean", default: false },
+    workers: { type: "string" },
     profile: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -87,6 +88,12 @@ function numberFlag(text: string | undefined, fallback: number, what: string): n
 }
 
 const quick = flags.quick;
+/** Event loops per system: mc-proxy workers, HAProxy nbthread, nginx worker_processes. */
+const WORKERS = numberFlag(flags.workers, 1, "workers");
+if (!Number.isInteger(WORKERS) || WORKERS > 64) {
+  console.error(`bench: --workers "${flags.workers}": expected an integer 1-64`);
+  process.exit(2);
+}
 const settings = {
   rounds: numberFlag(flags.rounds, quick ? 1 : 5, "rounds"),
   durationS: numberFlag(flags.duration, quick ? 2 : 5, "duration"),
@@ -95,6 +102,7 @@ const settings = {
   bulkOneBytes: (quick ? 256 : 1024) * MIB,
   bulkManyBytes: (quick ? 8 : 32) * MIB, // per connection, 32 connections
   warmupS: 1,
+  workers: WORKERS,
 };
 const workloads = new Set(listFlag(flags.only, ALL_WORKLOADS, "only"));
 const systems = listFlag(flags.systems, ALL_SYSTEMS, "systems");
@@ -175,7 +183,12 @@ async function withSystem(
       : [];
   let system: RunningSystem | null = null;
   try {
-    system = await startSystem(id, { rules: ruleSet(scale), backend: backendPorts, bunArgs });
+    system = await startSystem(id, {
+      rules: ruleSet(scale),
+      backend: backendPorts,
+      bunArgs,
+      workers: WORKERS,
+    });
     running.add(system);
     await body(system);
   } catch (error) {
@@ -203,7 +216,9 @@ async function main(): Promise<void> {
   const ctx: WorkloadContext = { loadgen: tools.loadgen, hellos: await captureHellos(workDir) };
   const backend = await startBackend(tools.backend);
   stopBackend = backend.stop;
-  log(`bench: ${settings.rounds} round(s), systems ${systems.join(", ")}; load ${loadBefore}`);
+  log(
+    `bench: ${settings.rounds} round(s), systems ${systems.join(", ")}, ${WORKERS} worker(s) each; load ${loadBefore}`,
+  );
 
   for (let round = 0; round < settings.rounds; round++) {
     log(`round ${round + 1}/${settings.rounds}`);
@@ -306,7 +321,8 @@ async function main(): Promise<void> {
     `Medians of ${settings.rounds} interleaved round(s); rate runs ${settings.durationS} s at ` +
       `concurrency ${settings.concurrency}; bulk ×1 moves ${settings.bulkOneBytes / MIB} MiB ` +
       `each way, ×32 moves 32 × ${settings.bulkManyBytes / MIB} MiB; idle holds ` +
-      `${fmt(settings.idleConns)} connections; ${minutes} min in all.`,
+      `${fmt(settings.idleConns)} connections; ${WORKERS} worker(s) or thread(s) per system ` +
+      `(the load generator shares the same cores); ${minutes} min in all.`,
     "",
     markdownTable(results, systems),
     "",

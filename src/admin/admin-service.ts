@@ -11,7 +11,7 @@ import type { Logger } from "../log/logger.ts";
 import { CertificateError } from "../runtime/certificates.ts";
 import { ExplainError, explain } from "../runtime/explain.ts";
 import type { Runtime } from "../runtime/runtime.ts";
-import type { RuntimeUpdates } from "../runtime/runtime-updates.ts";
+import type { RuntimeChange, RuntimeUpdates } from "../runtime/runtime-updates.ts";
 import { collectStats } from "../runtime/stats.ts";
 import { type Store, StoreError } from "../store/index.ts";
 import {
@@ -65,13 +65,19 @@ export interface AdminServiceDeps {
  */
 export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceServer {
   const { store, runtime, logger, version } = deps;
-  const updates: RuntimeUpdates = deps.updates ?? {
-    apply(change) {
+  /**
+   * Applies a committed change. One event loop: to `runtime`, synchronously (null: done, the
+   * call is answered at once, as before worker threads). Worker threads: a promise that settles
+   * once every worker has it.
+   */
+  function apply(change: RuntimeChange): Promise<void> | null {
+    return applyCommitted(() => {
+      if (deps.updates !== undefined) return deps.updates.apply(change);
       if (change.kind === "routes") runtime.replaceRoutes(change.listener, change.routes);
       else if (change.kind === "firewall") runtime.replaceFirewallRules(change.rules);
-      return Promise.resolve();
-    },
-  };
+      return null;
+    });
+  }
 
   /** The listener's addr when it is both configured (running) and in the database. */
   function requireListener(addr: string): string {
@@ -114,15 +120,12 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
   }
 
   // After a commit: the runtime takes what the store now holds, not what the request said.
-  // The returned promise settles when every event loop has the change.
-  function applyRoutes(addr: string): Promise<void> {
-    return applyCommitted(() =>
-      updates.apply({ kind: "routes", listener: addr, routes: store.routes(addr) }),
-    );
+  function applyRoutes(addr: string): Promise<void> | null {
+    return apply({ kind: "routes", listener: addr, routes: store.routes(addr) });
   }
 
-  function applyFirewallRules(): Promise<void> {
-    return applyCommitted(() => updates.apply({ kind: "firewall", rules: store.firewallRules() }));
+  function applyFirewallRules(): Promise<void> | null {
+    return apply({ kind: "firewall", rules: store.firewallRules() });
   }
 
   return {
@@ -149,7 +152,7 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
         mode: route.mode,
         peer,
       });
-      return applied.then(() => ({}));
+      return answered(applied);
     }),
 
     removeRoute: unary("RemoveRoute", logger, (request, peer) => {
@@ -163,7 +166,7 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       store.removeRoute(addr, hostname);
       const applied = applyRoutes(addr);
       logger.info("route removed", { listener: addr, hostname, peer });
-      return applied.then(() => ({}));
+      return answered(applied);
     }),
 
     getFirewallRules: unary("GetFirewallRules", logger, () => {
@@ -181,7 +184,7 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       store.addFirewallRule(rule);
       const applied = applyFirewallRules();
       logger.info("firewall rule added", { type: rule.type, value: rule.value, peer });
-      return applied.then(() => ({}));
+      return answered(applied);
     }),
 
     removeFirewallRule: unary("RemoveFirewallRule", logger, (request, peer) => {
@@ -189,7 +192,7 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       store.removeFirewallRule(rule);
       const applied = applyFirewallRules();
       logger.info("firewall rule removed", { type: rule.type, value: rule.value, peer });
-      return applied.then(() => ({}));
+      return answered(applied);
     }),
 
     getStatus: unary("GetStatus", logger, () => statusToProto({ ...runtime.status(), version })),
@@ -227,21 +230,28 @@ class ApplyError extends Error {
   override readonly name = "ApplyError";
 }
 
-function applyCommitted(apply: () => Promise<void>): Promise<void> {
+function applyCommitted(apply: () => Promise<void> | null): Promise<void> | null {
   const refused = (error: unknown) =>
     new ApplyError(
       `the change was committed to the database but applying it to the running proxy failed: ${describe(error)}; a restart applies it`,
       { cause: error },
     );
-  let applied: Promise<void>;
+  let applied: Promise<void> | null;
   try {
     applied = apply();
   } catch (error) {
     throw refused(error);
   }
-  return applied.catch((error) => {
-    throw refused(error);
-  });
+  return (
+    applied?.catch((error) => {
+      throw refused(error);
+    }) ?? null
+  );
+}
+
+/** The empty response: now when the change is applied already, else once it is. */
+function answered(applied: Promise<void> | null): object | Promise<object> {
+  return applied === null ? {} : applied.then(() => ({}));
 }
 
 /**

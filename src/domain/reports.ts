@@ -20,11 +20,23 @@ export interface ListenerStatus {
   proxyProtocol: boolean;
 }
 
+/** One worker thread as GetStatus reports it. */
+export interface WorkerStatus {
+  /** The access log's `worker=` id. */
+  worker: number;
+  activeConnections: number;
+  /** Accepted by this worker since it started. */
+  totalConnections: number;
+  startedAt: Date;
+}
+
 export interface RuntimeStatus {
   version: string;
   startedAt: Date;
   totalConnections: number;
   listeners: ListenerStatus[];
+  /** Present with worker threads (`workers` > 1) only. */
+  workers?: WorkerStatus[];
 }
 
 /** The counters of a listener or a route, copied. */

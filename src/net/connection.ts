@@ -578,12 +578,13 @@ export class Connection {
       duration_ms: Math.round(performance.now() - this.startedAt),
       outcome: reason,
     };
-    if (this.env.worker !== null) fields.worker = this.env.worker;
     // Assigned, not spread: an object spread per connection is measurably slower.
     if (this.blockedBy) {
       fields.rule_type = this.blockedBy.type;
       fields.rule = this.blockedBy.value;
     }
+    // Last, so a line reads the same with and without worker threads up to here.
+    if (this.env.worker !== null) fields.worker = this.env.worker;
     return fields;
   }
 }

@@ -1,5 +1,5 @@
 // The running proxy's swappable state: route tables per listener and the compiled firewall.
-import type { ListenerStatus, RuntimeStatus } from "../domain/reports.ts";
+import type { ListenerStatus, RuntimeStatus, WorkerStatus } from "../domain/reports.ts";
 import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import { Firewall } from "../firewall/firewall.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
@@ -26,6 +26,8 @@ export interface RuntimeSharing {
   descriptors: DescriptorCount;
   /** 1-based worker id for the access log; null in the supervisor. */
   worker: number | null;
+  /** The supervisor's: every worker thread, for GetStatus. */
+  workers?: () => WorkerStatus[];
 }
 
 /**
@@ -55,6 +57,7 @@ export class Runtime {
     sharing?: RuntimeSharing;
   }) {
     const sharing = options.sharing ?? null;
+    this.sharing = sharing;
     this.version = options.version;
     this.geoip = options.geoip;
     this.rules = options.rules;
@@ -80,6 +83,7 @@ export class Runtime {
   }
 
   readonly version: string;
+  private readonly sharing: RuntimeSharing | null;
 
   listenerStates(): ListenerState[] {
     return [...this.listeners.values()];
@@ -188,6 +192,14 @@ export class Runtime {
         proxyProtocol: state.spec.proxyProtocol,
       });
     }
-    return { version: this.version, startedAt: this.startedAt, totalConnections, listeners };
+    const status: RuntimeStatus = {
+      version: this.version,
+      startedAt: this.startedAt,
+      totalConnections,
+      listeners,
+    };
+    const workers = this.sharing?.workers?.();
+    if (workers !== undefined) status.workers = workers;
+    return status;
   }
 }

@@ -216,6 +216,18 @@ export class SharedCounters {
     return result;
   }
 
+  /** One column's connections over every listener: what a worker accepted and holds open. */
+  columnTotals(column: number): { active: number; total: number } {
+    const values = this.trafficViews[column]!;
+    let active = 0;
+    let total = 0;
+    for (let listener = 0; listener < this.listeners; listener++) {
+      active += values[listener * TRAFFIC_FIELDS + FIELD_ACTIVE]!;
+      total += values[listener * TRAFFIC_FIELDS + FIELD_TOTAL]!;
+    }
+    return { active, total };
+  }
+
   /**
    * A worker is gone: what it had open is counted as ended (`reason`), so `active` stays
    * exact. Its totals stay, and the worker that takes over the column counts on from them.

@@ -2,6 +2,7 @@
 // supervisor's read-only view of the sum.
 
 import { firewallRuleKey } from "../config/firewall-rule.ts";
+import type { WorkerStatus } from "../domain/reports.ts";
 import type { FirewallRule } from "../domain/types.ts";
 import type { FirewallHits } from "../firewall/hits.ts";
 import { parseIp } from "../ip/ip.ts";
@@ -107,6 +108,8 @@ export function supervisorSharing(options: {
   counters: SharedCounters;
   /** Rule key → rule, for every key that has a hit slot. */
   rulesByKey: ReadonlyMap<string, FirewallRule>;
+  /** The worker threads now (the pool's statuses). */
+  workers: () => WorkerStatus[];
 }): RuntimeSharing {
   const { admission, counters, rulesByKey } = options;
   const refuse = (): never => {
@@ -126,6 +129,7 @@ export function supervisorSharing(options: {
   };
   return {
     worker: null,
+    workers: options.workers,
     hits,
     descriptors: { hold: refuse, release: refuse, inUse: () => admission.descriptorsInUse() },
     listener(_addr, index): ListenerSharing {

@@ -110,7 +110,8 @@ export async function startServer(
         grpc: config.grpc,
         store,
         runtime,
-        updates,
+        // One event loop: the admin API changes `runtime` itself and answers at once.
+        ...(pool === null ? {} : { updates: pool }),
         logger,
         version: VERSION,
       });

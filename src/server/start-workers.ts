@@ -1,6 +1,7 @@
 // `workers = N` (N > 1): the supervisor's runtime over shared memory, and N worker threads.
 
 import { firewallRuleKey } from "../config/firewall-rule.ts";
+import type { WorkerStatus } from "../domain/reports.ts";
 import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import type { GeoIpDatabase } from "../firewall/geoip.ts";
 import type { Logger } from "../log/logger.ts";
@@ -45,7 +46,7 @@ export async function startWorkers(options: {
   const counters = new SharedCounters(count, config.listeners.length);
   const rulesByKey = new Map<string, FirewallRule>();
   for (const rule of options.rules) rulesByKey.set(firewallRuleKey(rule), rule);
-  const runtime = new Runtime({
+  const runtime: Runtime = new Runtime({
     config,
     routes: options.routes,
     rules: options.rules,
@@ -53,13 +54,18 @@ export async function startWorkers(options: {
     logger: options.logger,
     version: VERSION,
     descriptorBudget: options.descriptorBudget,
-    sharing: supervisorSharing({ admission, counters, rulesByKey }),
+    sharing: supervisorSharing({
+      admission,
+      counters,
+      rulesByKey,
+      workers: (): WorkerStatus[] => pool.statuses(),
+    }),
   });
   const routes = new Map<string, RouteSpec[]>();
   for (const spec of config.listeners) {
     routes.set(spec.addr, options.routes.get(spec.addr) ?? spec.routes);
   }
-  const pool = new WorkerPool({
+  const pool: WorkerPool = new WorkerPool({
     count,
     config,
     runtime,

@@ -2,6 +2,7 @@
 // replace one that dies, drain them on shutdown.
 
 import { firewallRuleKey } from "../config/firewall-rule.ts";
+import type { WorkerStatus } from "../domain/reports.ts";
 import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Runtime } from "../runtime/runtime.ts";
@@ -42,6 +43,8 @@ interface WorkerHandle {
   state: "starting" | "ready" | "gone";
   ready: PromiseWithResolvers<void>;
   drained: PromiseWithResolvers<{ active: number; closed: number }> | null;
+  /** The column's total when this worker took it over (a replacement counts on from there). */
+  totalBefore: number;
   /** Why it is going away, when the supervisor ended it. */
   endedBy: string | null;
   lastError: string | null;
@@ -60,13 +63,6 @@ interface PendingChange {
 function workerEntry(): string | URL {
   if (import.meta.path.startsWith("/$bunfs/")) return "/$bunfs/root/server/worker-main.ts";
   return new URL("./worker-main.ts", import.meta.url);
-}
-
-/** One worker as `status` and GetStatus show it. */
-export interface WorkerStatus {
-  worker: number;
-  state: "starting" | "ready";
-  startedAt: Date;
 }
 
 export interface WorkerPoolOptions {
@@ -132,13 +128,17 @@ export class WorkerPool implements RuntimeUpdates {
     return this.listeners;
   }
 
-  /** The workers serving now. */
+  /** The workers serving now, with their own connection counts (GetStatus, `status`). */
   statuses(): WorkerStatus[] {
-    return this.live().map((handle) => ({
-      worker: handle.id,
-      state: handle.state === "ready" ? "ready" : "starting",
-      startedAt: new Date(handle.startedAt),
-    }));
+    return this.live().map((handle) => {
+      const counts = this.options.counters.columnTotals(handle.column);
+      return {
+        worker: handle.id,
+        activeConnections: counts.active,
+        totalConnections: counts.total - handle.totalBefore,
+        startedAt: new Date(handle.startedAt),
+      };
+    });
   }
 
   apply(change: RuntimeChange): Promise<void> {
@@ -267,6 +267,7 @@ export class WorkerPool implements RuntimeUpdates {
       thread,
       startedAt: Date.now(),
       state: "starting",
+      totalBefore: options.counters.columnTotals(column).total,
       ready: Promise.withResolvers(),
       drained: null,
       endedBy: null,

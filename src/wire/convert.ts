@@ -25,6 +25,7 @@ import {
   type RuntimeStatus,
   type StatsSnapshot,
   type TrafficCounts,
+  type WorkerStatus,
 } from "../domain/reports.ts";
 import { ROUTE_FIELD_NAMES, ROUTE_FIELDS, type RouteField } from "../domain/route-fields.ts";
 import type { FirewallRule, FirewallRuleType, RouteMode, RouteSpec } from "../domain/types.ts";
@@ -122,6 +123,7 @@ export function statusToProto(status: RuntimeStatus): ProtoStatus {
       activeConnections: listener.activeConnections,
       proxyProtocol: listener.proxyProtocol,
     })),
+    workers: (status.workers ?? []).map((worker) => ({ ...worker })),
   };
 }
 
@@ -138,6 +140,19 @@ export function statusFromProto(status: ProtoStatus): RuntimeStatus {
         proxyProtocol: listener.proxyProtocol,
       }),
     ),
+    // One event loop reports none: leave the key out, as the server's own status does.
+    ...(status.workers.length > 0
+      ? {
+          workers: status.workers.map(
+            (worker): WorkerStatus => ({
+              worker: worker.worker,
+              activeConnections: worker.activeConnections,
+              totalConnections: worker.totalConnections,
+              startedAt: worker.startedAt ?? new Date(0),
+            }),
+          ),
+        }
+      : {}),
   };
 }
 

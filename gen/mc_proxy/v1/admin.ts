@@ -154,6 +154,17 @@ export interface ListenerStatus {
   proxyProtocol: boolean;
 }
 
+/** One worker thread (`[proxy] workers` > 1): its event loop serves every listener. */
+export interface WorkerStatus {
+  /** The id in the access log's `worker=` field; a replacement gets a new one. */
+  worker: number;
+  /** Connections open on this worker right now, on every listener. */
+  activeConnections: number;
+  /** Connections this worker accepted since it started. */
+  totalConnections: number;
+  startedAt: Date | undefined;
+}
+
 export interface GetStatusResponse {
   version: string;
   startedAt:
@@ -162,6 +173,8 @@ export interface GetStatusResponse {
   /** Connections accepted since start. */
   totalConnections: number;
   listeners: ListenerStatus[];
+  /** The worker threads serving now; empty with `workers = 1` (one event loop). */
+  workers: WorkerStatus[];
 }
 
 export interface GetStatsRequest {
@@ -1521,8 +1534,137 @@ export const ListenerStatus: MessageFns<ListenerStatus> = {
   },
 };
 
+function createBaseWorkerStatus(): WorkerStatus {
+  return { worker: 0, activeConnections: 0, totalConnections: 0, startedAt: undefined };
+}
+
+export const WorkerStatus: MessageFns<WorkerStatus> = {
+  encode(message: WorkerStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.worker !== 0) {
+      writer.uint32(8).uint32(message.worker);
+    }
+    if (message.activeConnections !== 0) {
+      writer.uint32(16).int64(message.activeConnections);
+    }
+    if (message.totalConnections !== 0) {
+      writer.uint32(24).int64(message.totalConnections);
+    }
+    if (message.startedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.startedAt), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkerStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkerStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.worker = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.activeConnections = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.totalConnections = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.startedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkerStatus {
+    return {
+      worker: isSet(object.worker) ? globalThis.Number(object.worker) : 0,
+      activeConnections: isSet(object.activeConnections)
+        ? globalThis.Number(object.activeConnections)
+        : isSet(object.active_connections)
+        ? globalThis.Number(object.active_connections)
+        : 0,
+      totalConnections: isSet(object.totalConnections)
+        ? globalThis.Number(object.totalConnections)
+        : isSet(object.total_connections)
+        ? globalThis.Number(object.total_connections)
+        : 0,
+      startedAt: isSet(object.startedAt)
+        ? fromJsonTimestamp(object.startedAt)
+        : isSet(object.started_at)
+        ? fromJsonTimestamp(object.started_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: WorkerStatus): unknown {
+    const obj: any = {};
+    if (message.worker !== 0) {
+      obj.worker = Math.round(message.worker);
+    }
+    if (message.activeConnections !== 0) {
+      obj.activeConnections = Math.round(message.activeConnections);
+    }
+    if (message.totalConnections !== 0) {
+      obj.totalConnections = Math.round(message.totalConnections);
+    }
+    if (message.startedAt !== undefined) {
+      obj.startedAt = message.startedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WorkerStatus>): WorkerStatus {
+    return WorkerStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WorkerStatus>): WorkerStatus {
+    const message = createBaseWorkerStatus();
+    message.worker = object.worker ?? 0;
+    message.activeConnections = object.activeConnections ?? 0;
+    message.totalConnections = object.totalConnections ?? 0;
+    message.startedAt = object.startedAt ?? undefined;
+    return message;
+  },
+};
+
 function createBaseGetStatusResponse(): GetStatusResponse {
-  return { version: "", startedAt: undefined, totalConnections: 0, listeners: [] };
+  return { version: "", startedAt: undefined, totalConnections: 0, listeners: [], workers: [] };
 }
 
 export const GetStatusResponse: MessageFns<GetStatusResponse> = {
@@ -1538,6 +1680,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     for (const v of message.listeners) {
       ListenerStatus.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.workers) {
+      WorkerStatus.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1587,6 +1732,14 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.listeners.push(ListenerStatus.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.workers.push(WorkerStatus.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1615,6 +1768,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
       listeners: globalThis.Array.isArray(object?.listeners)
         ? object.listeners.map((e: any) => ListenerStatus.fromJSON(e))
         : [],
+      workers: globalThis.Array.isArray(object?.workers)
+        ? object.workers.map((e: any) => WorkerStatus.fromJSON(e))
+        : [],
     };
   },
 
@@ -1632,6 +1788,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.listeners?.length) {
       obj.listeners = message.listeners.map((e) => ListenerStatus.toJSON(e));
     }
+    if (message.workers?.length) {
+      obj.workers = message.workers.map((e) => WorkerStatus.toJSON(e));
+    }
     return obj;
   },
 
@@ -1644,6 +1803,7 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     message.startedAt = object.startedAt ?? undefined;
     message.totalConnections = object.totalConnections ?? 0;
     message.listeners = object.listeners?.map((e) => ListenerStatus.fromPartial(e)) || [];
+    message.workers = object.workers?.map((e) => WorkerStatus.fromPartial(e)) || [];
     return message;
   },
 };
