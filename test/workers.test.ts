@@ -1,6 +1,7 @@
 // `[proxy] workers = N`: the proxy's semantics hold exactly across worker threads (real
 // processes, real sockets; the access log's worker= field proves every worker was reached).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
@@ -457,3 +458,55 @@ async function waitUntil<T>(probe: () => T | undefined): Promise<T> {
     await Bun.sleep(20);
   }
 }
+
+describe("SIGHUP with workers = 4", () => {
+  test("reloads GeoIP in every worker; a bad file keeps the new one everywhere", async () => {
+    const fixtures = join(import.meta.dir, "fixtures/geoip");
+    const dir = tempDir("mc-proxy-workers-geoip-");
+    const geoip = join(dir, "geo.mmdb");
+    copyFileSync(join(fixtures, "country-a.mmdb"), geoip); // 127.0.0.4 → DE
+    const answering = startHeldBackend(4);
+    answering.release();
+    const config = writeFile(
+      dir,
+      "mc-proxy.toml",
+      `[database]\npath = "${join(dir, "mc-proxy.db")}"\n\n[[listeners]]\naddr = "${OPEN}"\n  [[listeners.routes]]\n  hostname = "app.test"\n  backend = "127.0.0.1:${answering.port}"\n\n[firewall]\ngeoip_db = "${geoip}"\nblocked_countries = ["RU"]\n\n[proxy]\nworkers = 4\n`,
+    );
+    const proxy = await startProxy(config);
+    try {
+      const hello = await clientHelloFor("app.test");
+      const round = async () => {
+        const before = connectionLines(proxy, OPEN).length;
+        const results = await Promise.all(
+          Array.from(
+            { length: 64 },
+            () => helloClient(proxy.port(OPEN), hello, { localAddress: "127.0.0.4" }).done,
+          ),
+        );
+        const lines = await waitForLines(proxy, OPEN, () => true, before + results.length);
+        return { results, lines: lines.slice(before) };
+      };
+      const served = await round();
+      expect(served.results.every((result) => result.bytes === 4)).toBe(true);
+      expect(workersIn(served.lines).size).toBe(4);
+
+      copyFileSync(join(fixtures, "country-b.mmdb"), geoip); // 127.0.0.4 → RU
+      proxy.proc.kill("SIGHUP");
+      await proxy.waitForLog(/msg="GeoIP database reloaded"/);
+      const blocked = await round();
+      expect(blocked.results.every((result) => result.bytes === 0)).toBe(true);
+      expect(blocked.lines.every((line) => logField(line, "outcome") === "blocked")).toBe(true);
+      expect(workersIn(blocked.lines).size).toBe(4);
+
+      copyFileSync(join(fixtures, "corrupt.mmdb"), geoip);
+      proxy.proc.kill("SIGHUP");
+      await proxy.waitForLog(/msg="GeoIP reload failed, keeping the previous database"/);
+      const still = await round();
+      expect(still.lines.every((line) => logField(line, "outcome") === "blocked")).toBe(true);
+      expect(workersIn(still.lines).size).toBe(4);
+    } finally {
+      await proxy.stop();
+      answering.stop();
+    }
+  }, 30_000);
+});

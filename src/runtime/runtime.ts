@@ -158,20 +158,35 @@ export class Runtime {
    * load keeps the previous database (SPEC §5), and the error is logged.
    */
   reloadGeoIp(path: string): GeoIpDatabase | null {
-    const logger = this.env.logger;
+    const geoip = this.swapGeoIp(path);
+    if (geoip !== null) this.logGeoIpReloaded(geoip);
+    return geoip;
+  }
+
+  /**
+   * reloadGeoIp without the success line: with worker threads, the supervisor logs it only
+   * once every worker has the new database. A file that fails to load is logged here.
+   */
+  swapGeoIp(path: string): GeoIpDatabase | null {
     let geoip: GeoIpDatabase;
     try {
       geoip = GeoIpDatabase.open(path);
     } catch (error) {
-      logger.error("GeoIP reload failed, keeping the previous database", {
+      this.env.logger.error("GeoIP reload failed, keeping the previous database", {
         path,
         error: error instanceof Error ? error.message : String(error),
       });
       return null;
     }
     this.useGeoIp(geoip);
-    logger.info("GeoIP database reloaded", { path, build: geoip.buildEpoch?.toISOString() ?? "" });
     return geoip;
+  }
+
+  logGeoIpReloaded(geoip: GeoIpDatabase): void {
+    this.env.logger.info("GeoIP database reloaded", {
+      path: geoip.path,
+      build: geoip.buildEpoch?.toISOString() ?? "",
+    });
   }
 
   /** Swaps in a GeoIP database opened elsewhere (a worker gets the supervisor's file). */

@@ -163,11 +163,13 @@ export class WorkerPool implements RuntimeUpdates {
         break;
       }
       case "geoip": {
-        const geoip = runtime.reloadGeoIp(change.path);
+        const geoip = runtime.swapGeoIp(change.path);
         if (geoip === null) return Promise.resolve(); // logged; every thread keeps the old one
         this.geoip = { path: geoip.path, bytes: geoip.bytes };
-        message = { kind: "geoip", geoip: this.geoip };
-        break;
+        // "reloaded" is said once every worker checks clients against the new file.
+        return this.broadcast({ kind: "geoip", geoip: this.geoip }).then(() =>
+          runtime.logGeoIpReloaded(geoip),
+        );
       }
     }
     return this.broadcast(message);
