@@ -25,12 +25,12 @@ const admission = SharedAdmission.create({
 });
 const client = "192.0.2.7";
 const perIp = new Map<string, number>();
-let admitted = 0;
+const listener = { admitted: 0 };
 
 time("one loop: admit + release (a Map per IP)", () => {
   perIp.set(client, (perIp.get(client) ?? 0) + 1);
-  admitted++;
-  admitted--;
+  listener.admitted++;
+  listener.admitted--;
   const count = perIp.get(client)! - 1;
   if (count === 0) perIp.delete(client);
   else perIp.set(client, count);
