@@ -1,12 +1,16 @@
 // Values a worker receives by structured clone, rebuilt into what the supervisor holds.
+import { readListeners } from "../config/listeners.ts";
 import { validateRoute } from "../config/route.ts";
-import type { Config, RouteSpec } from "../domain/types.ts";
+import { routeToRecord } from "../domain/route-fields.ts";
+import type { Config, ListenerSpec, RouteSpec } from "../domain/types.ts";
 
 /**
  * A structured clone keeps own enumerable data only: class identity, getters and private
- * fields are lost. Routes are validated again (the same function the config loader and the
- * admin API use), so a worker holds exactly the values the supervisor does, typed twins
- * included. worker-values.test.ts checks every value that crosses still has its prototype.
+ * fields (typed twins) are lost. So a worker runs what crosses through the same validators the
+ * supervisor's values came from: routes through validateRoute (the config loader's and the
+ * admin API's), listeners through the config loader's own [[listeners]] reader, fed the
+ * listener as the TOML table it was read from (paths are absolute already). worker-values.test.ts
+ * checks that every value comes out equal, with the same prototypes.
  */
 export function rebuildRoutes(routes: readonly RouteSpec[]): RouteSpec[] {
   return routes.map((spec) => {
@@ -16,12 +20,23 @@ export function rebuildRoutes(routes: readonly RouteSpec[]): RouteSpec[] {
   });
 }
 
+function listenerTable(listener: ListenerSpec): Record<string, unknown> {
+  return {
+    addr: listener.addr,
+    proxy_protocol: listener.proxyProtocol,
+    proxy_protocol_from: listener.proxyProtocolFrom,
+    max_connections: listener.maxConnections,
+    max_connections_per_ip: listener.maxConnectionsPerIp,
+    routes: listener.routes.map((route) => routeToRecord(route, (flag) => flag)),
+  };
+}
+
 export function rebuildConfig(config: Config): Config {
   return {
     ...config,
-    listeners: config.listeners.map((listener) => ({
-      ...listener,
-      routes: rebuildRoutes(listener.routes),
-    })),
+    listeners: readListeners(
+      config.listeners.map((listener) => listenerTable(listener) as never),
+      (path) => path,
+    ),
   };
 }
