@@ -197,8 +197,9 @@ export interface RouteStats {
   bytesDown: number;
   /**
    * Ended connections by end reason: blocked, limit, not_trusted, bad_proxy_header, no_sni,
-   * no_route, bad_hello, hello_timeout, dial_failed, idle_timeout, shutdown, closed (every
-   * reason is present, zeros included); the `outcome` of the access log line.
+   * no_route, bad_hello, hello_timeout, dial_failed, idle_timeout, shutdown, closed,
+   * worker_exited (every reason is present, zeros included); the `outcome` of the access log
+   * line (worker_exited has no line: those connections died with their worker thread).
    */
   ends: { [key: string]: number };
 }
