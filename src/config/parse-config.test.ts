@@ -97,7 +97,7 @@ test("the SPEC §2 example parses into the exact Config", () => {
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
       backendCa: "",
-      workers: "auto",
+      workers: 1,
     },
   };
   expect(parseConfig(SPEC_EXAMPLE, SOURCE)).toEqual(expected);
@@ -215,7 +215,7 @@ backend_ca = "ca/backends.pem"
       idleTimeoutMs: 3_600_000,
       shutdownTimeoutMs: 120_000,
       backendCa: "/etc/mc-proxy/ca/backends.pem",
-      workers: "auto",
+      workers: 1,
     },
   };
   expect(parseConfig(text, SOURCE)).toEqual(expected);
@@ -246,7 +246,7 @@ test("absent sections and keys take the SPEC §2 defaults", () => {
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
       backendCa: "",
-      workers: "auto",
+      workers: 1,
     },
   });
 });

@@ -65,6 +65,8 @@ export const DEFAULTS = {
     idle_timeout: "300s",
     shutdown_timeout: "30s",
     backend_ca: "",
-    workers: "auto" as string | number,
+    // 1 until backend health and per-backend counters (issue 20) are shared across workers
+    // too; then "auto" (ARCHITECTURE.md, Worker threads).
+    workers: 1 as string | number,
   },
 } as const;
