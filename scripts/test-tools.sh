@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Makes sure the real peers the test suite drives are installed: openssl, curl, HAProxy,
-# nginx with its stream module, shellcheck, systemd-analyze, Python's prometheus_client.
+# nginx with its stream module, shellcheck, systemd-analyze, Python's prometheus_client, and
+# for test/container.test.ts and test/systemd.test.ts podman (with runc: crun refuses some
+# hosts' hybrid cgroup layout) and debootstrap (scripts/test-images.sh builds their base
+# images with it).
 # Installs what is missing with apt-get when it can (root, Debian/Ubuntu); otherwise names
 # what is missing and fails.
 # Idempotent: a machine that has everything pays one `command -v` per tool.
 set -euo pipefail
+# runc and debootstrap are in /usr/sbin, which a non-login PATH may lack.
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 # tool → Debian package
 declare -A PACKAGES=(
@@ -14,6 +19,9 @@ declare -A PACKAGES=(
   [nginx]=nginx
   [shellcheck]=shellcheck
   [systemd-analyze]=systemd
+  [podman]=podman
+  [runc]=runc
+  [debootstrap]=debootstrap
 )
 
 missing=()

@@ -30,6 +30,19 @@ let fx: AdminFixture;
 /** The generated client, for requests the typed AdminClient cannot express (UNSPECIFIED…). */
 let raw: ProxyAdminServiceClient;
 
+/** The backend fields of a route with one backend and no balance or check set. */
+function ONE_BACKEND(
+  backend: string,
+): Pick<RouteSpec, "backend" | "backends" | "balance" | "healthCheck" | "healthCheckPath"> {
+  return {
+    backend,
+    backends: [{ addr: backend, weight: 1 }],
+    balance: "least_connections",
+    healthCheck: "none",
+    healthCheckPath: "",
+  };
+}
+
 function channelCredentials(withClientCert = true): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(
     readFileSync(certs.ca),
@@ -81,7 +94,7 @@ describe("happy paths", () => {
   test("ListRoutes of one listener, and of all listeners", async () => {
     const seed: RouteSpec = {
       hostname: "metacircular.net",
-      backend: "127.0.0.1:28443",
+      ...ONE_BACKEND("127.0.0.1:28443"),
       mode: "l4",
       tlsCert: "",
       tlsKey: "",
@@ -104,7 +117,7 @@ describe("happy paths", () => {
     });
     const expected: RouteSpec = {
       hostname: "app.example.com",
-      backend: "[::1]:8443",
+      ...ONE_BACKEND("[::1]:8443"),
       mode: "l4",
       tlsCert: "",
       tlsKey: "",
@@ -132,15 +145,15 @@ describe("happy paths", () => {
   });
 
   test("an l7 route with certificate, key and backend TLS round-trips", async () => {
-    const route = {
+    const route: RouteSpec = {
       hostname: "*.l7.example.com",
-      backend: "backend.internal:443",
+      ...ONE_BACKEND("backend.internal:443"),
       mode: "l7",
       tlsCert: certs.server.cert,
       tlsKey: certs.server.key,
       backendTls: true,
       sendProxyProtocol: false,
-    } as const;
+    };
     await fx.client.addRoute("127.0.0.1:8443", route);
     expect(await fx.client.listRoutes("127.0.0.1:8443")).toEqual([
       { listenerAddr: "127.0.0.1:8443", routes: [route] },
@@ -187,6 +200,11 @@ describe("happy paths", () => {
 const VALID_ROUTE = {
   hostname: "new.example.com",
   backend: "127.0.0.1:9000",
+  // The generated encoder needs every field; on the wire these are what an old client sends.
+  backends: [],
+  balance: "",
+  healthCheck: "",
+  healthCheckPath: "",
   mode: "",
   tlsCert: "",
   tlsKey: "",
@@ -603,6 +621,7 @@ describe("reflection, with no generated code", () => {
         (definition[type] as { type: { field: { name: string }[] } }).type.field.map(
           (field) => field.name,
         );
+      // The 0.1.0 fields keep their names and numbers; new ones only come after them.
       expect(fieldNames("mc_proxy.v1.Route")).toEqual([
         "hostname",
         "backend",
@@ -611,6 +630,10 @@ describe("reflection, with no generated code", () => {
         "tls_key",
         "backend_tls",
         "send_proxy_protocol",
+        "backends",
+        "balance",
+        "health_check",
+        "health_check_path",
       ]);
       expect(fieldNames("mc_proxy.v1.ListRoutesRequest")).toEqual(["listener_addr"]);
       expect(fieldNames("mc_proxy.v1.ListenerStatus")).toEqual([

@@ -7,7 +7,12 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { AdminClient } from "../src/client/index.ts";
 import { END_REASONS, type EndReason } from "../src/domain/end-reason.ts";
-import type { Explanation, StatsSnapshot, TrafficCounts } from "../src/domain/reports.ts";
+import type {
+  BackendSnapshot,
+  Explanation,
+  StatsSnapshot,
+  TrafficCounts,
+} from "../src/domain/reports.ts";
 import { METRICS } from "../src/metrics/prometheus.ts";
 import { type OpensslServer, startOpensslServer } from "./helpers/backends.ts";
 import { type CertPair, makeCa, type TestCa } from "./helpers/certs.ts";
@@ -113,6 +118,26 @@ function ends(counts: Partial<Record<EndReason, number>>): Record<string, number
   return all;
 }
 
+/** The one backend of a route, as GetStats reports it. */
+function backendAt(
+  addr: string,
+  connectionsTotal: number,
+  failuresTotal = 0,
+): { backends: BackendSnapshot[] } {
+  return {
+    backends: [
+      {
+        addr,
+        weight: 1,
+        up: failuresTotal === 0,
+        connectionsTotal,
+        failuresTotal,
+        connectionsActive: 0,
+      },
+    ],
+  };
+}
+
 function counts(
   connectionsTotal: number,
   bytesUp: number,
@@ -185,6 +210,7 @@ describe("counters: every end reason, exact values", () => {
   let client: AdminClient;
   let config: string;
   let metricsAddr: string;
+  let deadAddr: string;
   let hello: { app: Uint8Array; wild: Uint8Array; idle: Uint8Array; dead: Uint8Array };
   let noRoute: { other: Uint8Array; twoLabels: Uint8Array };
 
@@ -207,6 +233,7 @@ describe("counters: every end reason, exact values", () => {
     const dir = tempDir("mc-proxy-observability-");
     const grpcAddr = `127.0.0.1:${await freePort()}`;
     metricsAddr = `127.0.0.1:${await freePort()}`;
+    deadAddr = `127.0.0.1:${await freePort()}`;
     config = writeFile(
       dir,
       "mc-proxy.toml",
@@ -227,7 +254,7 @@ max_connections_per_ip = 2
   backend = "127.0.0.1:${hold.port}"
   [[listeners.routes]]
   hostname = "dead.test"
-  backend = "127.0.0.1:${await freePort()}"
+  backend = "${deadAddr}"
   [[listeners.routes]]
   hostname = "unused.test"
   backend = "127.0.0.1:${reply.port}"
@@ -373,16 +400,30 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
             {
               hostname: "*.wild.test",
               ...counts(1, hello.wild.length + PAYLOAD.length, REPLY.length, { closed: 1 }),
+              ...backendAt(`127.0.0.1:${reply.port}`, 1),
             },
             {
               hostname: "app.test",
               ...counts(2, 2 * (hello.app.length + PAYLOAD.length), 2 * REPLY.length, {
                 closed: 2,
               }),
+              ...backendAt(`127.0.0.1:${reply.port}`, 2),
             },
-            { hostname: "dead.test", ...counts(1, 0, 0, { dial_failed: 1 }) },
-            { hostname: "idle.test", ...counts(1, hello.idle.length, 0, { idle_timeout: 1 }) },
-            { hostname: "unused.test", ...counts(0, 0, 0, {}) },
+            {
+              hostname: "dead.test",
+              ...counts(1, 0, 0, { dial_failed: 1 }),
+              ...backendAt(deadAddr, 0, 1),
+            },
+            {
+              hostname: "idle.test",
+              ...counts(1, hello.idle.length, 0, { idle_timeout: 1 }),
+              ...backendAt(`127.0.0.1:${hold.port}`, 1),
+            },
+            {
+              hostname: "unused.test",
+              ...counts(0, 0, 0, {}),
+              ...backendAt(`127.0.0.1:${reply.port}`, 0),
+            },
           ],
         },
         {
@@ -398,6 +439,7 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
             {
               hostname: "app.test",
               ...counts(1, hello.app.length + PAYLOAD.length, REPLY.length, { closed: 1 }),
+              ...backendAt(`127.0.0.1:${reply.port}`, 1),
             },
           ],
         },
@@ -487,6 +529,13 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
         for (const [reason, count] of Object.entries(route.ends)) {
           check("mc_proxy_route_connection_ends_total", { ...routeLabels, reason }, count);
         }
+        for (const backend of route.backends) {
+          const backendLabels = { ...routeLabels, backend: backend.addr };
+          check("mc_proxy_backend_up", backendLabels, backend.up ? 1 : 0);
+          check("mc_proxy_backend_connections_total", backendLabels, backend.connectionsTotal);
+          check("mc_proxy_backend_failures_total", backendLabels, backend.failuresTotal);
+          check("mc_proxy_backend_connections_active", backendLabels, backend.connectionsActive);
+        }
       }
     }
     for (const { rule, hits } of stats.firewallHits) {
@@ -525,7 +574,7 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
     const table = await mcproxyctl(["stats", "-c", config]);
     expect(table.stderr).toBe("");
     expect(table.code).toBe(0);
-    const [listeners, routes, rules] = table.stdout.trimEnd().split("\n\n");
+    const [listeners, routes, backends, rules] = table.stdout.trimEnd().split("\n\n");
     const rows = (block: string) => block.split("\n").map((line) => line.split(/\s+/));
     const a = stats.listeners[0]!;
     expect(rows(listeners!)).toEqual([
@@ -586,6 +635,25 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
       "-",
     ]);
     expect(rows(routes!).length).toBe(1 + 6);
+    expect(rows(backends!)[0]).toEqual([
+      "LISTENER",
+      "ROUTE",
+      "BACKEND",
+      "STATE",
+      "TOTAL",
+      "ACTIVE",
+      "FAILURES",
+    ]);
+    expect(rows(backends!).slice(1)).toContainEqual([
+      LISTENER,
+      "dead.test",
+      deadAddr,
+      "down",
+      "0",
+      "0",
+      "1",
+    ]);
+    expect(rows(backends!).length).toBe(1 + 6);
     expect(rows(rules!)).toEqual([
       ["RULE_TYPE", "RULE", "HITS"],
       ["cidr", "127.0.1.0/24", "1"],
@@ -612,6 +680,16 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
       bytes_up: a.routes[0]!.bytesUp,
       bytes_down: REPLY.length,
       ends: ends({ closed: 1 }),
+      backends: [
+        {
+          addr: `127.0.0.1:${reply.port}`,
+          weight: 1,
+          up: true,
+          connections_total: 1,
+          failures_total: 0,
+          connections_active: 0,
+        },
+      ],
     });
     expect(parsed.firewall_hits).toContainEqual({
       rule: { type: "ip", value: "127.0.0.2" },
@@ -764,7 +842,7 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
     async (_name, sni, decision) => {
       const explanation = await ask("127.0.0.4", sni);
       expect(explanation.decision).toBe(decision as "no_route" | "no_sni");
-      expect(explanation.route).toEqual({ matched: "none", route: null });
+      expect(explanation.route).toEqual({ matched: "none", route: null, backends: [] });
 
       const from = proxy.logs.length;
       const hello = sni === "" ? NO_SNI_HELLO : await clientHelloFor(sni);
@@ -872,9 +950,21 @@ ${adminConfig(grpcAddr, server, ca, admin)}`,
       },
       route: {
         matched: "exact",
+        backends: [
+          {
+            addr: `127.0.0.1:${backendApp.port}`,
+            weight: 1,
+            up: true,
+            connections_active: 0,
+          },
+        ],
         route: {
           hostname: "app.test",
           backend: `127.0.0.1:${backendApp.port}`,
+          backends: [{ addr: `127.0.0.1:${backendApp.port}`, weight: 1 }],
+          balance: "least_connections",
+          health_check: "none",
+          health_check_path: "",
           mode: "l4",
           tls_cert: "",
           tls_key: "",

@@ -1,7 +1,7 @@
-// The Containerfile, checked without a container engine (none runs here and hadolint is not
-// installable): parsed into stages and instructions and checked against what SPEC §10 and the
-// runbook promise, and its build stage rehearsed on a copy of exactly the files it COPYs.
-// deploy/mc-proxy-rift.toml is checked against the same image.
+// The Containerfile, read as text: parsed into stages and instructions and checked against
+// what SPEC §10 and the runbook promise, and its build stage rehearsed on a copy of exactly
+// the files it COPYs. test/container.test.ts builds and runs the image with podman.
+// deploy/mc-proxy-rift.toml is checked against the same image and the original deployment.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -195,20 +195,34 @@ describe("deploy/mc-proxy-rift.toml", () => {
     expect(rift.service.stop_timeout_seconds).toBeGreaterThan(30);
   });
 
-  test("mounts /srv/mc-proxy and publishes 443, 8443 and 9443/tcp", () => {
+  test("mounts /srv/mc-proxy, publishes the listeners 443, 8443, 9443 and the admin API 9090 on loopback", () => {
     expect(rift.volumes).toEqual([
       { host: "/srv/mc-proxy", container: "/srv/mc-proxy", mode: "rw" },
     ]);
+    // The original deployment: :443 (l7), :8443 and :9443 (l4), admin API on 9090.
     expect(
-      rift.ports.map((port: { host: number; container: number; protocol: string }) => [
-        port.host,
-        port.container,
-        port.protocol,
-      ]),
+      rift.ports.map(
+        (port: { host: number; container: number; protocol: string; host_ip?: string }) => [
+          port.host,
+          port.container,
+          port.protocol,
+          port.host_ip ?? "*",
+        ],
+      ),
     ).toEqual([
-      [443, 443, "tcp"],
-      [8443, 8443, "tcp"],
-      [9443, 9443, "tcp"],
+      [443, 443, "tcp", "*"],
+      [8443, 8443, "tcp", "*"],
+      [9443, 9443, "tcp", "*"],
+      [9090, 9090, "tcp", "127.0.0.1"],
     ]);
+    // The listeners are the image's EXPOSEd ports; the admin API is not exposed to the world.
+    const exposed = of(runtime, "EXPOSE")[0]!
+      .args.split(" ")
+      .map((port) => Number.parseInt(port, 10));
+    expect(
+      rift.ports
+        .filter((port: { host_ip?: string }) => !port.host_ip)
+        .map((port: { container: number }) => port.container),
+    ).toEqual(exposed);
   });
 });

@@ -1,6 +1,6 @@
 // `bun run bench`: mc-proxy against HAProxy, nginx and the Bun floor, interleaved, medians.
 //
-//   bun run bench [--rounds N] [--only rate,bulk,idle,scale] [--duration S] [--quick] [--profile]
+//   bun run bench [--rounds N] [--only rate,bulk,idle,scale,pool] [--duration S] [--quick] [--profile]
 //                 [--systems mc-proxy,haproxy,haproxy-128k,nginx,bun-relay,direct] [--workers N]
 //
 // Builds the C load generator and backend (gcc, into a temp cache), captures real ClientHellos
@@ -8,7 +8,9 @@
 // rules and runs: warm-up, idle hold, connection rate, bulk ×1 and ×32 each way. bun-relay
 // ("Bun floor", bun-relay.ts) is a bare Bun TCP relay: what Bun's socket layer costs with no
 // proxy logic at all. The scale part starts mc-proxy with 1 route and no rules, and HAProxy
-// and nginx with 10,000 routes and 50,000 CIDRs, for the connection rate. The order of
+// and nginx with 10,000 routes and 50,000 CIDRs, for the connection rate. The pool part
+// (mc-proxy only) measures the connection rate with the rate route on one backend, then on
+// three (three backend processes run for both, so only the route differs). The order of
 // systems rotates each round. Results go to stdout and bench-results/ (gitignored).
 // Separate benchmarks: firewall.ts, l7.ts, socket-floor.ts.
 import { execFileSync } from "node:child_process";
@@ -32,7 +34,7 @@ const ALL_SYSTEMS: SystemId[] = [
   "bun-relay",
   "direct",
 ];
-const ALL_WORKLOADS = ["rate", "bulk", "idle", "scale"] as const;
+const ALL_WORKLOADS = ["rate", "bulk", "idle", "scale", "pool"] as const;
 /**
  * The 10,000-route run for these; the 128k HAProxy would only repeat stock HAProxy's figure,
  * and the Bun floor has no routes (nor does direct).
@@ -160,11 +162,14 @@ const results: Results = new Map();
 const problems: string[] = [];
 const running = new Set<RunningSystem>();
 let stopBackend: (() => Promise<void>) | null = null;
+/** The pool workload's two extra backend processes. */
+const extraBackends: { stop(): Promise<void> }[] = [];
 
 async function cleanUp(): Promise<void> {
   for (const system of running) await system.stop().catch(() => {});
   running.clear();
   await stopBackend?.();
+  for (const extra of extraBackends.splice(0)) await extra.stop();
 }
 
 process.on("SIGINT", () => {
@@ -176,6 +181,7 @@ async function withSystem(
   scale: Scale,
   body: (system: RunningSystem) => Promise<void>,
   backendPorts: Parameters<typeof startSystem>[1]["backend"],
+  rateBackends?: number[],
 ): Promise<void> {
   const bunArgs =
     flags.profile && id === "mc-proxy"
@@ -188,6 +194,7 @@ async function withSystem(
       backend: backendPorts,
       bunArgs,
       workers: WORKERS,
+      rateBackends,
     });
     running.add(system);
     await body(system);
@@ -216,6 +223,14 @@ async function main(): Promise<void> {
   const ctx: WorkloadContext = { loadgen: tools.loadgen, hellos: await captureHellos(workDir) };
   const backend = await startBackend(tools.backend);
   stopBackend = backend.stop;
+  const poolPorts = [backend.ports.rate];
+  if (workloads.has("pool") && systems.includes("mc-proxy")) {
+    for (let i = 0; i < 2; i++) {
+      const extra = await startBackend(tools.backend);
+      extraBackends.push(extra);
+      poolPorts.push(extra.ports.rate);
+    }
+  }
   log(
     `bench: ${settings.rounds} round(s), systems ${systems.join(", ")}, ${WORKERS} worker(s) each; load ${loadBefore}`,
   );
@@ -284,6 +299,36 @@ async function main(): Promise<void> {
             log(`  ${SYSTEM_LABELS[id]}: ${parts.join(", ")}`);
           },
           backend.ports,
+        );
+      }
+    }
+    if (workloads.has("pool") && systems.includes("mc-proxy")) {
+      const runs: [label: "one" | "three", ports: number[]][] = [
+        ["one", poolPorts.slice(0, 1)],
+        ["three", poolPorts],
+      ];
+      for (const [label, ports] of rotate(runs, round)) {
+        await withSystem(
+          "mc-proxy",
+          "std",
+          async (system) => {
+            await rate(ctx, system, settings.concurrency, settings.warmupS);
+            const r = await rate(ctx, system, settings.concurrency, settings.durationS);
+            const [rateMetric, cpuMetric] =
+              label === "one"
+                ? (["poolOneRate", "poolOneCpu"] as const)
+                : (["poolThreeRate", "poolThreeCpu"] as const);
+            record(results, round, "mc-proxy", rateMetric, r.connPerS);
+            record(results, round, "mc-proxy", cpuMetric, r.cpuUsPerConn);
+            if (r.errors > 0)
+              problems.push(`mc-proxy pool ${label}: ${r.errors} failed connections`);
+            log(
+              `  mc-proxy (rate route, ${ports.length} backend${ports.length > 1 ? "s" : ""}): ` +
+                `rate ${fmt(r.connPerS)}/s cpu ${fmt(r.cpuUsPerConn, 1)} µs/conn`,
+            );
+          },
+          backend.ports,
+          label === "one" ? undefined : ports,
         );
       }
     }

@@ -16,6 +16,10 @@ export type Metric =
   | "bigCpu"
   | "minRate"
   | "minCpu"
+  | "poolOneRate"
+  | "poolOneCpu"
+  | "poolThreeRate"
+  | "poolThreeCpu"
   | "lgCpu";
 
 /** Per system, per metric, the value of each round by round index (a hole: the run failed). */
@@ -88,6 +92,14 @@ const ROWS: Row[] = [
   { metric: "bigCpu", label: "CPU per connection, 10,000 routes + 50,000 CIDRs (µs)", digits: 1 },
   { metric: "minRate", label: "conn rate, 1 route, no rules (conn/s)", digits: 0 },
   { metric: "minCpu", label: "CPU per connection, 1 route, no rules (µs)", digits: 1 },
+  {
+    metric: "poolOneRate",
+    label: "pool: conn rate, rate route with 1 backend (conn/s)",
+    digits: 0,
+  },
+  { metric: "poolOneCpu", label: "pool: CPU per connection, 1 backend (µs)", digits: 1 },
+  { metric: "poolThreeRate", label: "pool: conn rate, 3 backends (conn/s)", digits: 0 },
+  { metric: "poolThreeCpu", label: "pool: CPU per connection, 3 backends (µs)", digits: 1 },
   { metric: "lgCpu", label: "load generator CPU per connection (µs)", digits: 1, noRatio: true },
 ];
 
@@ -184,6 +196,16 @@ export function doneWhen(results: Results): string[] {
     const worst = Math.max(...rss);
     out.push(
       check(worst <= 2, `5. peak RSS during bulk ${f(worst)}× the RSS at rest, worst round (≤ 2)`),
+    );
+  }
+  const pool = ratio(mc, mc, "poolThreeRate", "poolOneRate");
+  if (Number.isFinite(pool)) {
+    out.push(
+      check(
+        pool >= 0.95,
+        `issue 20 #5. a route with 3 backends: ${f(pool)}× the rate of the same route with 1 ` +
+          `(≥ 0.95); CPU per connection ${f(ratio(mc, mc, "poolThreeCpu", "poolOneCpu"))}×`,
+      ),
     );
   }
   // The load generator: one core at most. Busy share of that core during each proxy's run.

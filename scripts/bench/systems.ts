@@ -45,6 +45,11 @@ export interface StartOptions {
    * `worker_processes`. The Bun floor stays one thread (it is the per-loop cost). Default 1.
    */
   workers?: number;
+  /**
+   * mc-proxy only: the rate route's backends as several ports (`backends = [...]`, the
+   * default least_connections) instead of `backend.rate` (the pool workload).
+   */
+  rateBackends?: number[];
 }
 
 export async function startSystem(id: SystemId, options: StartOptions): Promise<RunningSystem> {
@@ -154,6 +159,7 @@ async function startMcProxy({
   backend,
   bunArgs = [],
   workers = 1,
+  rateBackends,
 }: StartOptions): Promise<RunningSystem> {
   const dir = mkdtempSync(join(tmpdir(), "mc-proxy-bench-"));
   const port = await freePort();
@@ -165,11 +171,14 @@ async function startMcProxy({
     `addr = "127.0.0.1:${port}"`,
   ];
   for (const route of rules.routes) {
+    const pool = route.purpose === "rate" ? rateBackends : undefined;
     lines.push(
       "",
       "  [[listeners.routes]]",
       `  hostname = "${route.hostname}"`,
-      `  backend = "127.0.0.1:${backend[route.purpose]}"`,
+      pool === undefined
+        ? `  backend = "127.0.0.1:${backend[route.purpose]}"`
+        : `  backends = [${pool.map((p) => `"127.0.0.1:${p}"`).join(", ")}]`,
     );
   }
   if (rules.cidrs.length > 0) {

@@ -148,7 +148,7 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       logger.info("route added", {
         listener: addr,
         hostname: route.hostname,
-        backend: route.backend,
+        backend: route.backends.map((backend) => backend.addr).join(","),
         mode: route.mode,
         peer,
       });

@@ -9,6 +9,7 @@ import fc from "fast-check";
 import {
   AddFirewallRuleRequest,
   AddRouteRequest,
+  type Backend as ProtoBackend,
   type Route as ProtoRoute,
   FirewallRuleType as ProtoRuleType,
   type ProxyAdminServiceServer,
@@ -97,9 +98,34 @@ const pathText = fc.oneof(
   fc.constantFrom("", "/srv/certs/a.pem", CERT.cert, CERT.key),
   fc.string({ maxLength: 10 }),
 );
+const weightValue = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: 0, max: 3 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 1_200 }) },
+);
+const anyBackends = fc.oneof(
+  { weight: 2, arbitrary: fc.constant<ProtoBackend[]>([]) },
+  {
+    weight: 1,
+    arbitrary: fc.array(fc.record({ addr: backendText, weight: weightValue }), { maxLength: 4 }),
+  },
+);
+const balanceText = fc.constantFrom("", "round_robin", "least_connections", "random", "RR");
+const healthCheckText = fc.constantFrom("", "none", "tcp", "tls", "http", "icmp");
+const healthPathText = fc.constantFrom("", "/", "/healthz", "healthz", "/a b");
+/** Proto3 defaults of the fields an old client never sends, as record arbitraries. */
+const OLD_RECORD = {
+  backends: fc.constant<ProtoBackend[]>([]),
+  balance: fc.constant(""),
+  healthCheck: fc.constant(""),
+  healthCheckPath: fc.constant(""),
+};
 const anyRoute: fc.Arbitrary<ProtoRoute> = fc.record({
   hostname: hostnameText,
-  backend: backendText,
+  backend: fc.oneof(backendText, fc.constant("")),
+  backends: anyBackends,
+  balance: balanceText,
+  healthCheck: healthCheckText,
+  healthCheckPath: healthPathText,
   mode: fc.oneof(
     fc.constantFrom("", "l4", "l7", "L4", "l5", "tcp", " l4"),
     fc.string({ maxLength: 4 }),
@@ -124,6 +150,28 @@ const protoRoute: fc.Arbitrary<ProtoRoute> = fc.oneof(
   fc.record({
     hostname: hostnameText,
     backend: fc.oneof({ weight: 4, arbitrary: goodBackend }, { weight: 1, arbitrary: backendText }),
+    backends: fc.constant<ProtoBackend[]>([]),
+    balance: fc.constant(""),
+    healthCheck: fc.constant(""),
+    healthCheckPath: fc.constant(""),
+    mode: fc.constantFrom("", "l4"),
+    tlsCert: fc.constant(""),
+    tlsKey: fc.constant(""),
+    backendTls: fc.constant(false),
+    sendProxyProtocol: fc.boolean(),
+  }),
+  // A new client: several good backends, a policy, maybe a check.
+  fc.record({
+    hostname: hostnameText,
+    backend: fc.constant(""),
+    backends: fc.uniqueArray(fc.record({ addr: goodBackend, weight: weightValue }), {
+      minLength: 1,
+      maxLength: 4,
+      selector: (backend) => backend.addr,
+    }),
+    balance: balanceText,
+    healthCheck: fc.constantFrom("", "none", "tcp", "tls"),
+    healthCheckPath: fc.constant(""),
     mode: fc.constantFrom("", "l4"),
     tlsCert: fc.constant(""),
     tlsKey: fc.constant(""),
@@ -133,6 +181,10 @@ const protoRoute: fc.Arbitrary<ProtoRoute> = fc.oneof(
   fc.record({
     hostname: hostnameText,
     backend: goodBackend,
+    backends: fc.constant<ProtoBackend[]>([]),
+    balance: fc.constant(""),
+    healthCheck: fc.constantFrom("", "http", "tcp"),
+    healthCheckPath: fc.constantFrom("", "/healthz"),
     mode: fc.constant("l7"),
     tlsCert: fc.oneof(
       { weight: 3, arbitrary: fc.constant(CERT.cert) },
@@ -218,12 +270,21 @@ describe("admin input mapping and validation (fast-check)", () => {
           expect(route.hostname.endsWith(".")).toBe(false);
           expect(route.hostname.length).toBeLessThanOrEqual(253);
           expect(normalizeHostname(wire.hostname)).toBe(route.hostname);
-          // The backend is dialable: host and a port in 1-65535.
-          const backend = parseHostPort(route.backend, {
-            allowEmptyHost: false,
-            allowPortZero: false,
-          });
-          expect("value" in backend).toBe(true);
+          // Every backend is dialable (host and a port in 1-65535), listed once, weighted
+          // 1-1000; `backend` is the first.
+          expect(route.backends.length).toBeGreaterThan(0);
+          expect(route.backend).toBe(route.backends[0]!.addr);
+          expect(new Set(route.backends.map((b) => b.addr)).size).toBe(route.backends.length);
+          for (const { addr, weight } of route.backends) {
+            const backend = parseHostPort(addr, { allowEmptyHost: false, allowPortZero: false });
+            expect("value" in backend).toBe(true);
+            expect(weight).toBeGreaterThanOrEqual(1);
+            expect(weight).toBeLessThanOrEqual(1000);
+          }
+          expect(["round_robin", "least_connections"]).toContain(route.balance);
+          expect(["none", "tcp", "tls", "http"]).toContain(route.healthCheck);
+          if (route.healthCheck === "http") expect(route.mode).toBe("l7");
+          expect(route.healthCheckPath === "").toBe(route.healthCheck !== "http");
           expect(["l4", "l7"]).toContain(route.mode);
           if (route.mode === "l7") {
             expect(route.tlsCert).not.toBe("");
@@ -309,6 +370,7 @@ const pooledRoute = fc
       arbitrary: fc.record({
         hostname: fc.constant(""),
         backend: fc.constant("127.0.0.1:9"),
+        ...OLD_RECORD,
         mode: fc.constantFrom("", "l4"),
         tlsCert: fc.constant(""),
         tlsKey: fc.constant(""),
@@ -321,6 +383,7 @@ const pooledRoute = fc
       arbitrary: fc.record({
         hostname: fc.constant(""),
         backend: fc.constant("127.0.0.1:9"),
+        ...OLD_RECORD,
         mode: fc.constant("l7"),
         tlsCert: fc.constant(CERT.cert),
         tlsKey: fc.constant(CERT.key),

@@ -31,6 +31,7 @@ describe("formatStatus", () => {
           { addr: ":443", routeCount: 2, activeConnections: 12, proxyProtocol: false },
           { addr: ":8443", routeCount: 1, activeConnections: 3, proxyProtocol: true },
         ],
+        backendsDown: [],
       },
       now,
     );
@@ -46,6 +47,7 @@ describe("formatStatus", () => {
         startedAt,
         totalConnections: 30,
         listeners: [{ addr: ":443", routeCount: 2, activeConnections: 12, proxyProtocol: false }],
+        backendsDown: [],
         workers: [
           { worker: 1, activeConnections: 7, totalConnections: 20, startedAt },
           {
@@ -64,11 +66,33 @@ describe("formatStatus", () => {
     );
   });
 
+  test("backends marked down are listed after the listeners, only when there are some", () => {
+    const text = formatStatus(
+      {
+        version: "0.1.0",
+        startedAt,
+        totalConnections: 7,
+        listeners: [{ addr: ":443", routeCount: 1, activeConnections: 0, proxyProtocol: false }],
+        backendsDown: [
+          { listenerAddr: ":443", hostname: "app.example.com", backend: "10.0.0.6:443" },
+          { listenerAddr: ":443", hostname: "app.example.com", backend: "10.0.0.17:443" },
+        ],
+      },
+      now,
+    );
+    expect(text).toBe(
+      "mc-proxy v0.1.0\nuptime:      4h32m10s\nconnections: 7\n\n  :443  routes=1  active=0\n\nbackends down: 2\n  :443  app.example.com  10.0.0.6:443\n  :443  app.example.com  10.0.0.17:443\n",
+    );
+  });
+
   test.each([
     ["v0.2.0", "mc-proxy v0.2.0\n"],
     ["0.2.0", "mc-proxy v0.2.0\n"],
   ])("version %s is printed once with its v", (version, firstLine) => {
-    const text = formatStatus({ version, startedAt, totalConnections: 0, listeners: [] }, now);
+    const text = formatStatus(
+      { version, startedAt, totalConnections: 0, listeners: [], backendsDown: [] },
+      now,
+    );
     expect(text.startsWith(firstLine)).toBe(true);
     expect(text.endsWith("connections: 0\n")).toBe(true);
   });

@@ -51,6 +51,19 @@ export function formatStatus(
     ]);
     lines.push("", ...alignColumns(rows).map((line) => `  ${line}`));
   }
+  // Only when there is something to say: the SPEC §1 report is unchanged otherwise.
+  if (status.backendsDown.length > 0) {
+    const rows = status.backendsDown.map((down) => [
+      down.listenerAddr,
+      down.hostname,
+      down.backend,
+    ]);
+    lines.push(
+      "",
+      `backends down: ${status.backendsDown.length}`,
+      ...alignColumns(rows).map((line) => `  ${line}`),
+    );
+  }
   return `${lines.join("\n")}\n`;
 }
 

@@ -59,10 +59,14 @@ test("mc-proxy.toml.example parses", () => {
   const config = loadConfig(EXAMPLE);
   expect(config.database.path).toBe("/srv/mc-proxy/mc-proxy.db");
   expect(config.listeners.map((l) => [l.addr, l.routes.length])).toEqual([
-    [":443", 3],
+    [":443", 4],
     [":8443", 1],
   ]);
-  expect(config.listeners[0]!.routes.map((r) => r.mode)).toEqual(["l4", "l4", "l7"]);
+  expect(config.listeners[0]!.routes.map((r) => r.mode)).toEqual(["l4", "l4", "l4", "l7"]);
+  expect(config.listeners[0]!.routes[2]!.backends).toEqual([
+    { addr: "10.0.0.5:443", weight: 1 },
+    { addr: "10.0.0.6:443", weight: 2 },
+  ]);
   expect(config.listeners[1]!.proxyProtocolFrom).toEqual(["10.0.0.0/8", "192.0.2.10/32"]);
   expect(config.grpc?.clientCa).toBe("/srv/mc-proxy/certs/ca.pem");
   expect(config.firewall.geoipDb).toBe("/srv/mc-proxy/GeoLite2-Country.mmdb");
@@ -78,7 +82,8 @@ test("mc-proxy.toml.example writes every key, and shows the [proxy] defaults", a
     root: keys(raw),
     database: keys(raw.database),
     listener: keys(listener),
-    route: keys((listener.routes as Table[])[0]),
+    // backend and backends cannot share a route: the keys of the first listener's routes.
+    route: [...new Set((listener.routes as Table[]).flatMap(keys))],
     grpc: keys(raw.grpc),
     firewall: keys(raw.firewall),
     metrics: keys(raw.metrics),

@@ -51,6 +51,26 @@ shutdown_timeout = "30s"
 backend_ca = ""
 `;
 
+/** The [proxy] health-check keys' defaults. */
+const HEALTH_DEFAULTS = {
+  healthCheckIntervalMs: 5_000,
+  healthCheckTimeoutMs: 2_000,
+  backendHoldDownMs: 10_000,
+} as const;
+
+/** A route's backend fields for one backend named by `backend`. */
+function one(
+  backend: string,
+): Pick<RouteSpec, "backend" | "backends" | "balance" | "healthCheck" | "healthCheckPath"> {
+  return {
+    backend,
+    backends: [{ addr: backend, weight: 1 }],
+    balance: "least_connections",
+    healthCheck: "none",
+    healthCheckPath: "",
+  };
+}
+
 const L4_DEFAULTS = {
   mode: "l4",
   tlsCert: "",
@@ -70,7 +90,7 @@ test("the SPEC §2 example parses into the exact Config", () => {
         proxyProtocolFrom: [],
         maxConnections: 0,
         maxConnectionsPerIp: 0,
-        routes: [{ hostname: "metacircular.net", backend: "127.0.0.1:28443", ...L4_DEFAULTS }],
+        routes: [{ hostname: "metacircular.net", ...one("127.0.0.1:28443"), ...L4_DEFAULTS }],
       },
     ],
     grpc: {
@@ -96,6 +116,7 @@ test("the SPEC §2 example parses into the exact Config", () => {
       helloTimeoutMs: 10_000,
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
+      ...HEALTH_DEFAULTS,
       backendCa: "",
       workers: 1,
     },
@@ -166,7 +187,7 @@ backend_ca = "ca/backends.pem"
         routes: [
           {
             hostname: "app.example.com",
-            backend: "[::1]:8080",
+            ...one("[::1]:8080"),
             mode: "l7",
             tlsCert: "/etc/mc-proxy/certs/app.pem",
             tlsKey: "/abs/app-key.pem",
@@ -175,7 +196,7 @@ backend_ca = "ca/backends.pem"
           },
           {
             hostname: "*.example.com",
-            backend: "backend.internal:443",
+            ...one("backend.internal:443"),
             ...L4_DEFAULTS,
             sendProxyProtocol: true,
           },
@@ -214,6 +235,7 @@ backend_ca = "ca/backends.pem"
       helloTimeoutMs: 90_000,
       idleTimeoutMs: 3_600_000,
       shutdownTimeoutMs: 120_000,
+      ...HEALTH_DEFAULTS,
       backendCa: "/etc/mc-proxy/ca/backends.pem",
       workers: 1,
     },
@@ -245,6 +267,7 @@ test("absent sections and keys take the SPEC §2 defaults", () => {
       helloTimeoutMs: 10_000,
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
+      ...HEALTH_DEFAULTS,
       backendCa: "",
       workers: 1,
     },
@@ -253,7 +276,7 @@ test("absent sections and keys take the SPEC §2 defaults", () => {
 
 test("an absent route mode, cert and flags default to a plain l4 route", () => {
   const text = `${MINIMAL}[[listeners.routes]]\nhostname = "a.example.com"\nbackend = "127.0.0.1:1"\n`;
-  const route: RouteSpec = { hostname: "a.example.com", backend: "127.0.0.1:1", ...L4_DEFAULTS };
+  const route: RouteSpec = { hostname: "a.example.com", ...one("127.0.0.1:1"), ...L4_DEFAULTS };
   expect(parseConfig(text, SOURCE).listeners[0]!.routes).toEqual([route]);
 });
 
@@ -333,6 +356,10 @@ test.each([
     "an empty mode (means l4, as in the admin API)",
     `[[listeners.routes]]\nhostname = "a.b.c"\nbackend = "b:1"\nmode = ""\n`,
   ],
+  [
+    "several backends with weights, a policy and a check",
+    `[[listeners.routes]]\nhostname = "a.b.c"\nbackends = ["b:1", { addr = "[::1]:2", weight = 3 }]\nbalance = "round_robin"\nhealth_check = "tls"\n`,
+  ],
 ])("accepted: %s", (_name, rest) => {
   const base = `[database]\npath = "/db"\n[[listeners]]\naddr = "127.0.0.1:${rest.includes(":0") ? 0 : 443}"\n`;
   expect(parseConfig(base + rest, SOURCE)).toBeDefined();
@@ -388,7 +415,7 @@ test.each([
   [
     "unknown route key",
     `${LISTENER}${route("a.example.com", "b:1", "tls = true\n")}`,
-    'listeners[0].routes[0]: unknown key "tls" (allowed: hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol)',
+    'listeners[0].routes[0]: unknown key "tls" (allowed: hostname, backend, backends, balance, health_check, health_check_path, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol)',
   ],
   [
     "unknown database key",
@@ -679,6 +706,51 @@ test.each([
     "backend_ca as a bool",
     `${LISTENER}[proxy]\nbackend_ca = true\n`,
     "proxy.backend_ca: expected a string, got true",
+  ],
+  [
+    "backend and backends both",
+    `${LISTENER}${route("a.example.com", "b:1", 'backends = ["c:1"]\n')}`,
+    'listeners[0].routes[0] (hostname "a.example.com"): backend and backends are both set; use one',
+  ],
+  [
+    "neither backend nor backends",
+    `${LISTENER}[[listeners.routes]]\nhostname = "a.example.com"\n`,
+    "listeners[0].routes[0].backend is required",
+  ],
+  [
+    "an empty backends",
+    `${LISTENER}[[listeners.routes]]\nhostname = "a.example.com"\nbackends = []\n`,
+    "listeners[0].routes[0].backends: at least one backend is required",
+  ],
+  [
+    "a bad backend in backends",
+    `${LISTENER}[[listeners.routes]]\nhostname = "a.example.com"\nbackends = ["a:1", "b:99999"]\n`,
+    'listeners[0].routes[0].backends[1] "b:99999": port out of range (1-65535)',
+  ],
+  [
+    "a weight of 0",
+    `${LISTENER}[[listeners.routes]]\nhostname = "a.example.com"\nbackends = [{ addr = "a:1", weight = 0 }]\n`,
+    "listeners[0].routes[0].backends[0].weight: expected an integer from 1 to 1000, got 0",
+  ],
+  [
+    "an unknown key in a backend table",
+    `${LISTENER}[[listeners.routes]]\nhostname = "a.example.com"\nbackends = [{ addr = "a:1", wieght = 2 }]\n`,
+    'listeners[0].routes[0].backends[0]: unknown key "wieght" (allowed: addr, weight)',
+  ],
+  [
+    "an unknown balance",
+    `${LISTENER}${route("a.example.com", "b:1", 'balance = "random"\n')}`,
+    'listeners[0].routes[0].balance "random": expected "round_robin" or "least_connections"',
+  ],
+  [
+    "an http check on an l4 route",
+    `${LISTENER}${route("a.example.com", "b:1", 'health_check = "http"\n')}`,
+    'listeners[0].routes[0].health_check "http" is for l7 routes (an l4 backend speaks TLS to the client; use "tls" or "tcp")',
+  ],
+  [
+    "a bad hold-down",
+    `${LISTENER}[proxy]\nbackend_hold_down = "0s"\n`,
+    'proxy.backend_hold_down "0s": must be greater than zero',
   ],
   [
     "a newline in a value stays escaped",

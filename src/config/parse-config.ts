@@ -6,14 +6,16 @@ import {
   FIREWALL_RULE_TYPES,
   type FirewallRuleConfigKey,
 } from "../domain/firewall-rule-types.ts";
-import type {
-  Config,
-  FirewallConfig,
-  FirewallRule,
-  FirewallRuleType,
-  GrpcConfig,
-  ProxyTimeouts,
-  WorkerCount,
+import {
+  type Config,
+  type FirewallConfig,
+  type FirewallRule,
+  type FirewallRuleType,
+  type GrpcConfig,
+  type HostPort,
+  ParsedAddress,
+  type ProxyTimeouts,
+  type WorkerCount,
 } from "../domain/types.ts";
 import { parseHostPort } from "../ip/host-port.ts";
 import { bindsOverlap } from "./bind-overlap.ts";
@@ -50,13 +52,26 @@ export function parseConfig(text: string, sourcePath: string): Config {
     ...listeners.map((listener, index) => ({
       owner: keyPath("listeners", index),
       addr: listener.addr,
+      bind: listener.bind,
       isListener: true,
     })),
-    ...(grpc ? [{ owner: "grpc", addr: grpc.addr, isListener: false }] : []),
-    ...(metrics ? [{ owner: "metrics", addr: metrics.addr, isListener: false }] : []),
+    ...(grpc
+      ? [{ owner: "grpc", addr: grpc.addr.addr, bind: grpc.addr.bind, isListener: false }]
+      : []),
+    ...(metrics
+      ? [{ owner: "metrics", addr: metrics.addr, bind: metrics.bind, isListener: false }]
+      : []),
   ]);
 
-  return { sourcePath: absoluteSource, database, listeners, grpc, firewall, metrics, proxy };
+  return {
+    sourcePath: absoluteSource,
+    database,
+    listeners,
+    grpc: grpc?.config ?? null,
+    firewall,
+    metrics,
+    proxy,
+  };
 }
 
 function firstLine(text: string): string {
@@ -93,14 +108,17 @@ function readAddress(
   fields: TableFields,
   key: string,
   options: { allowEmptyHost: boolean; allowPortZero: boolean },
-): string {
+): ParsedAddress {
   const addr = fields.requiredString(key);
   const parsed = parseHostPort(addr, options);
   if ("error" in parsed) throw new ConfigError(`${fields.at(key)} ${quote(addr)}: ${parsed.error}`);
-  return addr;
+  return new ParsedAddress(addr, parsed.value);
 }
 
-function readGrpc(root: TableFields, resolvePath: PathResolver): GrpcConfig | null {
+function readGrpc(
+  root: TableFields,
+  resolvePath: PathResolver,
+): { config: GrpcConfig; addr: ParsedAddress } | null {
   if (root.section("grpc") === undefined) return null;
   const fields = sectionFields(root, "grpc");
   const defaults = DEFAULTS.grpc;
@@ -122,12 +140,15 @@ function readGrpc(root: TableFields, resolvePath: PathResolver): GrpcConfig | nu
     );
   }
   return {
+    config: {
+      addr: addr.addr,
+      tlsCert,
+      tlsKey,
+      clientCa,
+      clientCert: resolvePath(clientCert),
+      clientKey: resolvePath(clientKey),
+    },
     addr,
-    tlsCert,
-    tlsKey,
-    clientCa,
-    clientCert: resolvePath(clientCert),
-    clientKey: resolvePath(clientKey),
   };
 }
 
@@ -167,11 +188,11 @@ function readFirewall(root: TableFields, resolvePath: PathResolver): FirewallCon
   return { geoipDb, rules };
 }
 
-function readMetrics(root: TableFields): { addr: string } | null {
+function readMetrics(root: TableFields): ParsedAddress | null {
   if (root.section("metrics") === undefined) return null;
   // ":9102" (every interface) is allowed: a container publishes the port it needs.
   const fields = sectionFields(root, "metrics");
-  return { addr: readAddress(fields, "addr", { allowEmptyHost: true, allowPortZero: true }) };
+  return readAddress(fields, "addr", { allowEmptyHost: true, allowPortZero: true });
 }
 
 function readDuration(fields: TableFields, key: keyof typeof DEFAULTS.proxy): number {
@@ -194,6 +215,9 @@ function readProxy(root: TableFields, resolvePath: PathResolver): ProxyTimeouts 
     helloTimeoutMs: readDuration(fields, "hello_timeout"),
     idleTimeoutMs: readDuration(fields, "idle_timeout"),
     shutdownTimeoutMs: readDuration(fields, "shutdown_timeout"),
+    healthCheckIntervalMs: readDuration(fields, "health_check_interval"),
+    healthCheckTimeoutMs: readDuration(fields, "health_check_timeout"),
+    backendHoldDownMs: readDuration(fields, "backend_hold_down"),
     backendCa: resolvePath(fields.string("backend_ca", DEFAULTS.proxy.backend_ca)),
     workers: readWorkers(fields),
   };
@@ -217,6 +241,8 @@ interface Bind {
   /** `listeners[1]`, `grpc` or `metrics`. */
   owner: string;
   addr: string;
+  /** `addr` as the section's reader parsed it. */
+  bind: HostPort;
   isListener: boolean;
 }
 
@@ -226,14 +252,6 @@ interface Bind {
  * database and the admin API (`listener_addr`), so two of them could not be told apart.
  */
 function checkBinds(binds: Bind[]): void {
-  const parsed = binds.map((bind) => {
-    // Every address was validated already; the widest options only split it into parts.
-    const result = parseHostPort(bind.addr, { allowEmptyHost: true, allowPortZero: true });
-    if ("error" in result) {
-      throw new ConfigError(`${bind.owner}.addr ${quote(bind.addr)}: ${result.error}`);
-    }
-    return result.value;
-  });
   for (let later = 1; later < binds.length; later++) {
     for (let earlier = 0; earlier < later; earlier++) {
       const a = binds[earlier]!;
@@ -242,7 +260,7 @@ function checkBinds(binds: Bind[]): void {
       if (a.isListener && b.isListener && a.addr === b.addr) {
         throw new ConfigError(`${where}: duplicate listener (same as ${a.owner})`);
       }
-      if (bindsOverlap(parsed[earlier]!, parsed[later]!)) {
+      if (bindsOverlap(a.bind, b.bind)) {
         throw new ConfigError(
           `${where}: same port as ${a.owner}.addr ${quote(a.addr)} on an overlapping host`,
         );

@@ -22,6 +22,9 @@ export const CONFIG_KEYS = {
     "hello_timeout",
     "idle_timeout",
     "shutdown_timeout",
+    "health_check_interval",
+    "health_check_timeout",
+    "backend_hold_down",
     "backend_ca",
     "workers",
   ],
@@ -42,6 +45,9 @@ export const DEFAULTS = {
     max_connections_per_ip: 0,
   },
   route: {
+    balance: "least_connections",
+    health_check: "none",
+    health_check_path: "",
     mode: "l4",
     tls_cert: "",
     tls_key: "",
@@ -64,6 +70,9 @@ export const DEFAULTS = {
     hello_timeout: "10s",
     idle_timeout: "300s",
     shutdown_timeout: "30s",
+    health_check_interval: "5s",
+    health_check_timeout: "2s",
+    backend_hold_down: "10s",
     backend_ca: "",
     // 1 until backend health and per-backend counters (issue 20) are shared across workers
     // too; then "auto" (ARCHITECTURE.md, Worker threads).

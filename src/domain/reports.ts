@@ -2,10 +2,23 @@
 // The runtime produces them, src/wire maps them to and from gen/, and the client returns them.
 import type { FirewallRule, RouteSpec } from "./types.ts";
 
+/** One backend as given by a user; weight 0 or absent is 1 (proto3 sends 0 for "not set"). */
+export interface BackendInput {
+  addr: string;
+  weight?: number;
+}
+
 /** The fields of a route as given by a user (TOML or API), before validation. */
 export interface RouteInput {
   hostname: string;
+  /** One backend (as before several existed); may also be given with `backends`, as its first. */
   backend: string;
+  backends?: BackendInput[];
+  /** "" or absent: least_connections. */
+  balance?: string;
+  /** "" or absent: none. */
+  healthCheck?: string;
+  healthCheckPath?: string;
   mode?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -30,13 +43,31 @@ export interface WorkerStatus {
   startedAt: Date;
 }
 
+/** A backend marked down now (failed dial or health check). */
+export interface DownBackend {
+  listenerAddr: string;
+  hostname: string;
+  backend: string;
+}
+
 export interface RuntimeStatus {
   version: string;
   startedAt: Date;
   totalConnections: number;
   listeners: ListenerStatus[];
+  backendsDown: DownBackend[];
   /** Present with worker threads (`workers` > 1) only. */
   workers?: WorkerStatus[];
+}
+
+/** A copy of one route backend's health and counters, for GetStats, /metrics and Explain. */
+export interface BackendSnapshot {
+  addr: string;
+  weight: number;
+  up: boolean;
+  connectionsTotal: number;
+  failuresTotal: number;
+  connectionsActive: number;
 }
 
 /** The counters of a listener or a route, copied. */
@@ -57,6 +88,8 @@ export interface TrafficCounts {
 
 export interface RouteStatsSnapshot extends TrafficCounts {
   hostname: string;
+  /** The current route's backends in its order; [] for a removed route. */
+  backends: BackendSnapshot[];
 }
 
 export interface ListenerStatsSnapshot extends TrafficCounts {
@@ -122,7 +155,12 @@ export interface Explanation {
     /** One more connection would be over a limit. */
     wouldExceed: boolean;
   };
-  route: { matched: RouteMatchKind; route: RouteSpec | null };
+  route: {
+    matched: RouteMatchKind;
+    route: RouteSpec | null;
+    /** The route's backends with their health now, in its order ([] without a route). */
+    backends: BackendSnapshot[];
+  };
   decision: ExplainDecision;
   /** One line for a human. */
   explanation: string;

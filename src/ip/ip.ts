@@ -1,17 +1,7 @@
 // IP address and CIDR text ⇄ bytes, shared by config validation, the firewall and PROXY protocol.
+import type { Cidr, IpAddress } from "../domain/types.ts";
 
-/** An address as bytes: 4 for IPv4, 16 for IPv6. IPv4-mapped IPv6 is always folded to IPv4. */
-export interface IpAddress {
-  family: 4 | 6;
-  bytes: Uint8Array;
-}
-
-export interface Cidr {
-  family: 4 | 6;
-  /** Network address with host bits cleared. */
-  bytes: Uint8Array;
-  prefixLength: number;
-}
+export type { Cidr, IpAddress };
 
 const HEX_GROUP = /^[0-9a-f]{1,4}$/i;
 

@@ -3,16 +3,22 @@ import { Agent, type ClientRequestArgs } from "node:http";
 import { connect as netConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from "node:tls";
+import type { BackendState } from "../route/backend-pool.ts";
 
 /**
  * Errors raised while a backend connection was being set up (refused, unreachable, timed out,
  * certificate rejected), as opposed to failures after it carried bytes. Only these answer 502.
  * A WeakSet rather than a subclass: node hands us its own error objects.
  */
-const dialErrors = new WeakSet<Error>();
+const dialErrors = new WeakMap<Error, BackendState>();
 
 export function isDialError(error: unknown): error is Error {
   return error instanceof Error && dialErrors.has(error);
+}
+
+/** The backend a dial error came from (isDialError errors only). */
+export function failedBackend(error: Error): BackendState | undefined {
+  return dialErrors.get(error);
 }
 
 /** `ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:9` / `DEPTH_ZERO_SELF_SIGNED_CERT: …`, for logs. */
@@ -25,8 +31,8 @@ export function describeError(error: unknown): string {
 }
 
 export interface BackendTarget {
-  host: string;
-  port: number;
+  /** The route's backend dialed (host and port parsed once, health and counters). */
+  backend: BackendState;
   connectTimeoutMs: number;
   /** backend_tls: SNI is the route hostname, verified against the system store + backend_ca. */
   tls: { serverName: string; trust: SecureContext } | null;
@@ -40,7 +46,7 @@ export interface BackendTarget {
  * as an 'error' that isDialError() recognises.
  */
 export function dialBackend(target: BackendTarget): Socket | TLSSocket {
-  const raw = netConnect({ host: target.host, port: target.port });
+  const raw = netConnect({ host: target.backend.host, port: target.backend.port });
   raw.setNoDelay(true);
   if (target.proxyHeader !== null) raw.write(target.proxyHeader);
   const socket =
@@ -56,7 +62,7 @@ export function dialBackend(target: BackendTarget): Socket | TLSSocket {
   let ready = false;
   const timer = setTimeout(() => {
     const error = new Error(`timed out after ${target.connectTimeoutMs}ms`);
-    dialErrors.add(error);
+    dialErrors.set(error, target.backend);
     socket.destroy(error);
     if (socket !== raw) raw.destroy();
   }, target.connectTimeoutMs);
@@ -67,7 +73,7 @@ export function dialBackend(target: BackendTarget): Socket | TLSSocket {
   socket.once(target.tls === null ? "connect" : "secureConnect", onReady);
   const onError = (error: Error) => {
     clearTimeout(timer);
-    if (!ready) dialErrors.add(error);
+    if (!ready) dialErrors.set(error, target.backend);
   };
   // Added first, so the error is marked before any other listener (the HTTP client) sees it.
   socket.prependListener("error", onError);
@@ -90,6 +96,11 @@ export function dialBackend(target: BackendTarget): Socket | TLSSocket {
 export class SessionAgent extends Agent {
   constructor(private readonly target: BackendTarget) {
     super({ keepAlive: true });
+  }
+
+  /** The backend of the route this agent's connections go to. */
+  get backend(): BackendState {
+    return this.target.backend;
   }
 
   override createConnection(_options: ClientRequestArgs): Duplex {

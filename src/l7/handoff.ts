@@ -36,8 +36,11 @@ export interface L7Handoff {
   viaProxyProtocol: boolean;
   timeouts: ProxyTimeouts;
   logger: Logger;
-  /** Called once when the session is over; the connection then counts and logs it. */
-  finish(reason: EndReason, bytesUp: number, bytesDown: number): void;
+  /**
+   * Called once when the session is over; the connection then counts and logs it. `backend`
+   * is the addr the session used last ("" when it never needed one).
+   */
+  finish(reason: EndReason, bytesUp: number, bytesDown: number, backend: string): void;
 }
 
 /** Socket events forwarded by src/net to the session that owns the client. */

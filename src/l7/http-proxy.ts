@@ -30,11 +30,12 @@ function openBackendRequest(
   path: string,
   headers: HeaderMap,
 ): ClientRequest {
-  const { route } = context;
+  const agent = context.agent;
   return httpRequest({
-    agent: context.agent,
-    host: route.backendHost,
-    port: route.backendPort,
+    agent,
+    // The agent dials its own backend; these only name its connection pool.
+    host: agent.backend.host,
+    port: agent.backend.port,
     method,
     path,
     headers,

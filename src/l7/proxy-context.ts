@@ -1,8 +1,8 @@
 // What the HTTP and WebSocket handlers of one l7 session know about it and report back to it.
-import type { Agent } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Route } from "../route/route-table.ts";
+import type { SessionAgent } from "./backend-dialer.ts";
 import type { ClientFlow } from "./body-pump.ts";
 
 export interface ProxyContext {
@@ -13,7 +13,7 @@ export interface ProxyContext {
   /** Backpressure on the client's socket, for the body pumps. */
   flow: ClientFlow;
   /** Keep-alive backend connections of this session (HTTP requests). */
-  agent: Agent;
+  agent: SessionAgent;
   /** A fresh backend connection of this session (WebSocket tunnels); closed with the session. */
   dial(): Socket | TLSSocket;
   /** The backend answered a request or accepted a tunnel. */

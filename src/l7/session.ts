@@ -4,8 +4,15 @@ import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { EndReason } from "../domain/end-reason.ts";
 import { encodeProxyV2 } from "../proxy-protocol/index.ts";
+import type { BackendState } from "../route/backend-pool.ts";
 import type { Route } from "../route/route-table.ts";
-import { type BackendTarget, describeError, dialBackend, SessionAgent } from "./backend-dialer.ts";
+import {
+  type BackendTarget,
+  describeError,
+  dialBackend,
+  failedBackend,
+  SessionAgent,
+} from "./backend-dialer.ts";
 import { backendTrust } from "./backend-trust.ts";
 import { ClientStream } from "./client-stream.ts";
 import type { L7Handoff, L7Session } from "./handoff.ts";
@@ -31,6 +38,14 @@ class TerminatingSession implements L7Session, ProxyContext {
   private readonly tls: TLSSocket;
   private target: BackendTarget | null = null;
   private agentInstance: SessionAgent | null = null;
+  /** Agents of backends given up on after a failed dial: their requests may still run. */
+  private readonly retiredAgents: SessionAgent[] = [];
+  /** The backend this session sends to now (counted in its `active` until it changes or ends). */
+  private backend: BackendState | null = null;
+  /** Bit i: the route's backend i failed a dial in this session. */
+  private failedMask = 0;
+  /** The addr the access log names: the backend used last. */
+  private backendAddr = "";
   /** WebSocket tunnels' backend sockets: closed with the session. */
   private readonly tunnels = new Set<Socket>();
   private answered = false;
@@ -121,15 +136,35 @@ class TerminatingSession implements L7Session, ProxyContext {
 
   backendAnswered(): void {
     this.answered = true;
+    const backend = this.backend;
+    if (backend !== null && !backend.up) backend.markUp("dial", this.handoff.logger);
   }
 
+  /**
+   * This request gets its 502 (its bytes went to that backend, so it is not replayed); the
+   * backend is marked down, and the session's next request dials another one.
+   */
   dialFailed(error: Error): void {
     if (this.tornDown) return;
     this.dialFailures++;
-    this.handoff.logger.warn("dial backend failed", {
+    const failed = failedBackend(error) ?? this.backend;
+    const { logger, timeouts } = this.handoff;
+    if (failed !== null) {
+      failed.markDown(
+        "dial",
+        describeError(error),
+        performance.now(),
+        timeouts.backendHoldDownMs,
+        logger,
+      );
+      const index = this.route.pool.members.indexOf(failed);
+      if (index !== -1) this.failedMask |= 1 << index;
+      if (failed === this.backend) this.dropBackend();
+    }
+    logger.warn("dial backend failed", {
       client: this.clientText(),
       sni: this.tls.servername || this.route.spec.hostname,
-      backend: this.route.spec.backend,
+      backend: failed?.addr ?? this.route.spec.backend,
       mode: "l7",
       backend_tls: this.route.spec.backendTls,
       error: describeError(error),
@@ -140,7 +175,7 @@ class TerminatingSession implements L7Session, ProxyContext {
     if (this.tornDown) return;
     this.handoff.logger.warn("backend request failed", {
       client: this.clientText(),
-      backend: this.route.spec.backend,
+      backend: this.backend?.addr ?? this.backendAddr,
       error: describeError(error),
     });
   }
@@ -176,12 +211,24 @@ class TerminatingSession implements L7Session, ProxyContext {
     if (this.target !== null) return this.target;
     const { route, handoff } = this;
     const spec = route.spec;
+    const pool = route.pool;
+    const now = performance.now();
+    let index = pool.pick(this.failedMask, now);
+    if (index === -1) {
+      // Every backend failed once in this session: start over rather than refuse.
+      this.failedMask = 0;
+      index = pool.pick(0, now);
+    }
+    const backend = pool.members[index]!;
+    backend.active++;
+    backend.connections++;
+    this.backend = backend;
+    this.backendAddr = backend.addr;
     const serverName = spec.hostname.startsWith("*.")
       ? this.tls.servername || spec.hostname.slice(2)
       : spec.hostname;
     this.target = {
-      host: route.backendHost,
-      port: route.backendPort,
+      backend,
       connectTimeoutMs: handoff.timeouts.connectTimeoutMs,
       tls: spec.backendTls ? { serverName, trust: backendTrust(handoff.timeouts.backendCa) } : null,
       proxyHeader: spec.sendProxyProtocol
@@ -199,6 +246,9 @@ class TerminatingSession implements L7Session, ProxyContext {
     this.stream.transportGone(error);
     this.tls.destroy();
     this.agentInstance?.destroy();
+    for (const agent of this.retiredAgents) agent.destroy();
+    this.retiredAgents.length = 0;
+    this.dropBackend();
     for (const socket of this.tunnels) socket.destroy();
     this.tunnels.clear();
   }
@@ -206,7 +256,20 @@ class TerminatingSession implements L7Session, ProxyContext {
   private finish(reason: EndReason): void {
     if (this.finished) return;
     this.finished = true;
-    this.handoff.finish(reason, this.stream.bytesIn, this.stream.bytesOut);
+    this.dropBackend();
+    this.handoff.finish(reason, this.stream.bytesIn, this.stream.bytesOut, this.backendAddr);
+  }
+
+  /** Stops counting the current backend as used by this session; the next need picks again. */
+  private dropBackend(): void {
+    if (this.backend === null) return;
+    this.backend.active--;
+    this.backend = null;
+    this.target = null;
+    if (this.agentInstance !== null) {
+      this.retiredAgents.push(this.agentInstance);
+      this.agentInstance = null;
+    }
   }
 
   private clientText(): string {

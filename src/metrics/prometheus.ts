@@ -37,6 +37,26 @@ export const METRICS = {
     "counter",
     "Bytes of ended connections by route and direction.",
   ],
+  backendUp: [
+    "mc_proxy_backend_up",
+    "gauge",
+    "1 while a route's backend is up, 0 after a failed dial or health check.",
+  ],
+  backendConnections: [
+    "mc_proxy_backend_connections_total",
+    "counter",
+    "Connections forwarded to a route's backend.",
+  ],
+  backendFailures: [
+    "mc_proxy_backend_failures_total",
+    "counter",
+    "Failed dials and health checks of a route's backend.",
+  ],
+  backendActive: [
+    "mc_proxy_backend_connections_active",
+    "gauge",
+    "Connections open (or dialing) to a route's backend now.",
+  ],
   firewallHits: [
     "mc_proxy_firewall_hits_total",
     "counter",
@@ -129,6 +149,29 @@ export function renderMetrics(runtime: MetricsSource): string {
       ),
     ),
   );
+  const backends = stats.listeners.flatMap((listener) =>
+    listener.routes.flatMap((route) =>
+      route.backends.map(
+        (backend) =>
+          [
+            { listener: listener.addr, route: route.hostname, backend: backend.addr },
+            backend,
+          ] as const,
+      ),
+    ),
+  );
+  out.family(METRICS.backendUp);
+  for (const [labels, backend] of backends)
+    out.sample(METRICS.backendUp[0], labels, backend.up ? 1 : 0);
+  out.family(METRICS.backendConnections);
+  for (const [labels, backend] of backends)
+    out.sample(METRICS.backendConnections[0], labels, backend.connectionsTotal);
+  out.family(METRICS.backendFailures);
+  for (const [labels, backend] of backends)
+    out.sample(METRICS.backendFailures[0], labels, backend.failuresTotal);
+  out.family(METRICS.backendActive);
+  for (const [labels, backend] of backends)
+    out.sample(METRICS.backendActive[0], labels, backend.connectionsActive);
   out.family(METRICS.firewallHits);
   for (const { rule, hits } of stats.firewallHits) {
     out.sample(METRICS.firewallHits[0], { type: rule.type, rule: rule.value }, hits);

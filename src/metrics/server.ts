@@ -1,5 +1,5 @@
 // The optional [metrics] endpoint: Prometheus text at GET /metrics, nothing else.
-import { parseHostPort } from "../ip/host-port.ts";
+import type { ParsedAddress } from "../domain/types.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { renderMetrics } from "./prometheus.ts";
 
@@ -8,20 +8,19 @@ export class MetricsServerError extends Error {
 }
 
 /**
- * Serves /metrics on `addr` (`":9102"` binds every interface — the config example and the
- * runbook recommend 127.0.0.1). Returns the bound port and a stop function.
+ * Serves /metrics on `metrics.addr` (`":9102"` binds every interface — the config example
+ * and the runbook recommend 127.0.0.1), as the config loader parsed it. Returns the bound
+ * port and a stop function.
  */
 export function startMetricsServer(
-  addr: string,
+  metrics: ParsedAddress,
   runtime: Runtime,
 ): { port: number; stop: () => void } {
-  const parsed = parseHostPort(addr, { allowEmptyHost: true, allowPortZero: true });
-  if ("error" in parsed)
-    throw new MetricsServerError(`metrics.addr ${JSON.stringify(addr)}: ${parsed.error}`);
+  const { addr, bind } = metrics;
   try {
     const server = Bun.serve({
-      hostname: parsed.value.host === "" ? "::" : parsed.value.host,
-      port: parsed.value.port,
+      hostname: bind.host === "" ? "::" : bind.host,
+      port: bind.port,
       reusePort: false,
       fetch(request) {
         const url = new URL(request.url);
@@ -37,7 +36,7 @@ export function startMetricsServer(
         });
       },
     });
-    return { port: server.port ?? parsed.value.port, stop: () => server.stop(true) };
+    return { port: server.port ?? bind.port, stop: () => server.stop(true) };
   } catch (error) {
     const code = (error as { code?: string }).code;
     const reason =

@@ -8,13 +8,14 @@ import { startL7Session } from "../l7/session.ts";
 import type { LogFields } from "../log/logger.ts";
 import { decodeProxyHeader } from "../proxy-protocol/decode.ts";
 import { encodeProxyV2 } from "../proxy-protocol/v2.ts";
+import type { BackendState } from "../route/backend-pool.ts";
 import type { Route } from "../route/route-table.ts";
 import type { ListenerState } from "../runtime/listener-state.ts";
 import type { ProxyEnv } from "../runtime/proxy-env.ts";
 import type { TrafficStats } from "../runtime/traffic-stats.ts";
 import { UNRECOGNIZED_NAME_ALERT } from "../tls/alert.ts";
 import { readClientHello } from "../tls/client-hello.ts";
-import { dialBackend } from "./dial.ts";
+import { type BackendPeer, dialBackend } from "./dial.ts";
 import { pauseReading, releaseReadBuffer, resumeReading, WriteQueue } from "./pipe.ts";
 
 // Phases of the state machine. Plain numbers: compared on every chunk.
@@ -55,7 +56,20 @@ export class Connection {
   private serverName: string | null = null;
   private route: Route | null = null;
   private routeStats: TrafficStats | null = null;
-  private backend: Socket<Connection> | null = null;
+  private backend: Socket<BackendPeer> | null = null;
+  /** The backend dialed now or piped to; counted in its `active` until the end or a failure. */
+  private backendState: BackendState | null = null;
+  /** The backend the access log names: the one used, else the last one tried. */
+  private backendAddr = "";
+  /** Bit i set: the route's backend i was dialed (failover never dials one twice). */
+  private tried = 0;
+  /** Dials started: 1 for the first; a late answer from an earlier one is dropped. */
+  private attempt = 0;
+  private attemptStartedAt = 0;
+  /** The whole connect_timeout, across every backend tried; `deadline` is this attempt's. */
+  private dialDeadline = 0;
+  /** `addr: reason` of each failed dial, `; `-separated; built only when a dial fails. */
+  private dialErrors: string | null = null;
   private readonly toBackend = new WriteQueue();
   private readonly toClient = new WriteQueue();
   /** FIN received from each side. */
@@ -252,9 +266,51 @@ export class Connection {
       return;
     }
     this.phase = DIALING;
-    this.deadline = performance.now() + this.env.timeouts.connectTimeoutMs;
+    const now = performance.now();
+    this.dialDeadline = now + this.env.timeouts.connectTimeoutMs;
     this.holdDescriptor();
-    dialBackend(match.route, this);
+    this.dialNext(now);
+  }
+
+  /**
+   * Dials the backend the route's policy picks among those not tried yet; false when none is
+   * left. The attempt gets an equal share of what is left of connect_timeout with the backends
+   * still untried, so one that never answers cannot use up the time of those after it (with
+   * one backend: the whole connect_timeout, as always).
+   */
+  private dialNext(now: number): boolean {
+    const pool = this.route!.pool;
+    const index = pool.pick(this.tried, now);
+    if (index === -1) return false;
+    this.tried |= 1 << index;
+    const backend = pool.members[index]!;
+    backend.active++;
+    this.backendState = backend;
+    this.backendAddr = backend.addr;
+    const attempt = ++this.attempt;
+    this.attemptStartedAt = now;
+    this.deadline = now + (this.dialDeadline - now) / (pool.untried(this.tried) + 1);
+    dialBackend(backend, attempt === 1 ? this : new FailoverDial(this, attempt));
+    return true;
+  }
+
+  /**
+   * The current dial failed or timed out: the backend is marked down (held down for
+   * backend_hold_down) and the next one is dialed with the same buffered ClientHello, while
+   * connect_timeout lasts. Only when none is left does the client get its reset and the one
+   * `dial backend failed` line naming every backend tried.
+   */
+  private dialFailed(reason: string): void {
+    const backend = this.backendState!;
+    const now = performance.now();
+    this.backendState = null;
+    backend.active--;
+    backend.markDown("dial", reason, now, this.env.timeouts.backendHoldDownMs, this.env.logger);
+    const entry = `${backend.addr}: ${reason}`;
+    this.dialErrors = this.dialErrors === null ? entry : `${this.dialErrors}; ${entry}`;
+    if (now < this.dialDeadline && this.dialNext(now)) return;
+    this.warnDial(reason);
+    this.reset("dial_failed");
   }
 
   /** Hands the client to an l7 session: TLS is terminated in-process (SPEC §7). */
@@ -281,20 +337,24 @@ export class Connection {
       viaProxyProtocol: this.listener.spec.proxyProtocol,
       timeouts: this.env.timeouts,
       logger: this.env.logger,
-      finish: (reason, bytesUp, bytesDown) => {
+      finish: (reason, bytesUp, bytesDown, backend) => {
         this.bytesUp = bytesUp;
         this.bytesDown = bytesDown;
+        this.backendAddr = backend;
         this.finish(reason);
       },
     });
   }
 
-  onBackendOpen(backend: Socket<Connection>): void {
-    if (this.phase !== DIALING) {
-      // Timed out or the client left while we were dialing.
+  onBackendOpen(backend: Socket<BackendPeer>, attempt = 1): void {
+    if (this.phase !== DIALING || attempt !== this.attempt) {
+      // Timed out (this attempt, or the whole dial) or the client left while we were dialing.
       backend.terminate();
       return;
     }
+    const state = this.backendState!;
+    state.connections++;
+    if (!state.up) state.markUp("dial", this.env.logger);
     this.backend = backend;
     this.phase = PIPING;
     this.lastActivity = performance.now();
@@ -320,19 +380,28 @@ export class Connection {
     }
   }
 
-  onDialError(error: Error): void {
-    if (this.phase !== DIALING) return;
-    this.warnDial(errorText(error));
-    this.reset("dial_failed");
+  onDialError(error: Error, attempt = 1): void {
+    if (this.phase !== DIALING || attempt !== this.attempt) return;
+    this.dialFailed(errorText(error));
   }
 
-  private warnDial(reason: string): void {
+  /** The one line for a client whose every dial failed: each backend tried, each reason. */
+  private warnDial(lastReason: string): void {
+    const pool = this.route!.pool;
+    let backends = "";
+    for (let index = 0; index < pool.size; index++) {
+      if ((this.tried & (1 << index)) === 0) continue;
+      backends =
+        backends === "" ? pool.members[index]!.addr : `${backends},${pool.members[index]!.addr}`;
+    }
     this.env.logger.warn("dial backend failed", {
       client: this.clientAddress,
       listener: this.listener.addr,
       sni: this.serverName,
-      backend: this.route!.spec.backend,
-      error: reason,
+      backend: backends,
+      tried: this.attempt,
+      // One backend: its reason alone, as before several existed.
+      error: this.attempt === 1 ? lastReason : this.dialErrors,
     });
   }
 
@@ -439,8 +508,9 @@ export class Connection {
     }
   }
 
-  onBackendClose(error?: Error): void {
-    if (this.phase !== PIPING) return;
+  onBackendClose(backend: Socket<BackendPeer>, error?: Error): void {
+    // Another socket: a late dial dropped in onBackendOpen.
+    if (this.phase !== PIPING || backend !== this.backend) return;
     const reset = Boolean(error) || this.toBackend.failed;
     if (!reset && !this.toClient.isEmpty) {
       // Let the queued bytes reach the client; its drain or close ends the connection.
@@ -461,8 +531,7 @@ export class Connection {
         return;
       case DIALING:
         if (now >= this.deadline) {
-          this.warnDial(`timed out after ${this.env.timeouts.connectTimeoutMs}ms`);
-          this.reset("dial_failed");
+          this.dialFailed(`timed out after ${Math.round(this.deadline - this.attemptStartedAt)}ms`);
         }
         return;
       case PIPING:
@@ -549,6 +618,10 @@ export class Connection {
   /** Leaves the open set, gives back the descriptors and the admission slot. */
   private releaseSlots(): void {
     this.env.open.delete(this);
+    if (this.backendState !== null) {
+      this.backendState.active--;
+      this.backendState = null;
+    }
     this.env.descriptors.release(this.descriptors);
     this.descriptors = 0;
     this.listener.stats.active--;
@@ -572,7 +645,7 @@ export class Connection {
       listener: this.listener.addr,
       sni: this.serverName ?? "",
       route: this.route?.spec.hostname ?? "",
-      backend: this.route?.spec.backend ?? "",
+      backend: this.backendAddr,
       bytes_up: this.bytesUp,
       bytes_down: this.bytesDown,
       duration_ms: Math.round(performance.now() - this.startedAt),
@@ -592,4 +665,40 @@ export class Connection {
 function errorText(error: Error): string {
   const code = (error as { code?: string }).code;
   return code ? `${code}: ${error.message}` : error.message;
+}
+
+/**
+ * The socket data of a failover dial (attempt 2 and later): forwards to the connection with
+ * the attempt number. Only failover dials allocate one; the first dial reports to the
+ * connection itself.
+ */
+class FailoverDial implements BackendPeer {
+  constructor(
+    private readonly connection: Connection,
+    private readonly attempt: number,
+  ) {}
+
+  onBackendOpen(socket: Socket<BackendPeer>): void {
+    this.connection.onBackendOpen(socket, this.attempt);
+  }
+
+  onDialError(error: Error): void {
+    this.connection.onDialError(error, this.attempt);
+  }
+
+  onBackendData(chunk: Uint8Array): void {
+    this.connection.onBackendData(chunk);
+  }
+
+  onBackendDrain(): void {
+    this.connection.onBackendDrain();
+  }
+
+  onBackendEnd(): void {
+    this.connection.onBackendEnd();
+  }
+
+  onBackendClose(socket: Socket<BackendPeer>, error?: Error): void {
+    this.connection.onBackendClose(socket, error);
+  }
 }

@@ -1,6 +1,5 @@
 // Bun.listen for one configured listener: one handler object, a Connection per socket.
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "bun";
-import { parseHostPort } from "../ip/host-port.ts";
 import type { ListenerState } from "../runtime/listener-state.ts";
 import type { ProxyEnv } from "../runtime/proxy-env.ts";
 import { Connection } from "./connection.ts";
@@ -58,15 +57,14 @@ export function startListener(
     port?: number;
   } = {},
 ): RunningListener {
-  const parsed = parseHostPort(state.addr, { allowEmptyHost: true, allowPortZero: true });
-  if ("error" in parsed)
-    throw new ListenError(`listener ${JSON.stringify(state.addr)}: ${parsed.error}`);
-  const hostname = parsed.value.host === "" ? "::" : parsed.value.host;
+  // Parsed once, by the config loader.
+  const bind = state.spec.bind;
+  const hostname = bind.host === "" ? "::" : bind.host;
   let server: TCPSocketListener<undefined>;
   try {
     server = Bun.listen<Connection>({
       hostname,
-      port: options.port ?? parsed.value.port,
+      port: options.port ?? bind.port,
       exclusive: options.reusePort !== true,
       reusePort: options.reusePort === true,
       allowHalfOpen: true,

@@ -26,4 +26,4 @@ export {
   ProxyProtocolError,
 } from "./header.ts";
 export { encodeProxyV1, MAX_PROXY_V1_BYTES } from "./v1.ts";
-export { encodeProxyV2, MAX_PROXY_V2_LENGTH } from "./v2.ts";
+export { encodeProxyV2, encodeProxyV2Local, MAX_PROXY_V2_LENGTH } from "./v2.ts";

@@ -187,3 +187,14 @@ export function encodeProxyV2(source: ProxyEndpoint, destination: ProxyEndpoint)
   out[at + 2 * addressSize + 3] = destination.port & 0xff;
   return out;
 }
+
+/**
+ * A v2 LOCAL header (no addresses): the sender speaks for itself, as a health check does
+ * (PROXY protocol spec §2.2, command 0x0, family UNSPEC, length 0).
+ */
+export function encodeProxyV2Local(): Uint8Array {
+  const out = new Uint8Array(PROXY_V2_HEADER_BYTES);
+  out.set(PROXY_V2_SIGNATURE, 0);
+  out[12] = 0x20 | COMMAND_LOCAL; // version 2, LOCAL; bytes 13-15 stay 0 (UNSPEC, length 0)
+  return out;
+}

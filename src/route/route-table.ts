@@ -1,7 +1,7 @@
 // A listener's hostname → route map: exact names first, then `*.parent` (one label), immutable.
 import type { SecureContext } from "node:tls";
-import type { RouteSpec } from "../domain/types.ts";
-import { parseHostPort } from "../ip/host-port.ts";
+import { type BackendSpec, type HostPort, ParsedBackend, type RouteSpec } from "../domain/types.ts";
+import { BackendPool, BackendState } from "./backend-pool.ts";
 
 /**
  * The TLS context of an l7 route, from the certificate compile step
@@ -13,11 +13,11 @@ const NO_CERTIFICATES: SecureContextSource = (spec) => {
   throw new Error(`route ${spec.hostname}: an l7 route needs a certificate source`);
 };
 
-/** A route with its backend address parsed once, at table build time, not per connection. */
+/** A route with its backend addresses parsed once, at table build time, not per connection. */
 export interface Route {
   spec: RouteSpec;
-  backendHost: string;
-  backendPort: number;
+  /** Its backends (with their health and counters) and the balance policy. */
+  pool: BackendPool;
   /** l7: the route's certificate and key, from the compile step; null for l4. */
   secureContext: SecureContext | null;
 }
@@ -36,20 +36,26 @@ export class RouteTable {
   readonly routes: readonly RouteSpec[];
 
   /**
-   * Routes must be validated (validateRoute); an unparsable backend throws here, naming it.
-   * l7 contexts come from `secureContexts` (the certificate compile step, which throws a
+   * Routes must come from validateRoute or the store (ParsedBackend): each backend is taken
+   * as they parsed it, not parsed again; any other object throws here, naming the route. l7
+   * contexts come from `secureContexts` (the certificate compile step, which throws a
    * CertificateError naming route and path), so a connection never touches the disk.
    */
-  constructor(routes: readonly RouteSpec[], secureContexts: SecureContextSource = NO_CERTIFICATES) {
+  constructor(
+    routes: readonly RouteSpec[],
+    secureContexts: SecureContextSource = NO_CERTIFICATES,
+    backendState: BackendStateSource = freshBackendState,
+  ) {
     this.routes = routes;
     for (const spec of routes) {
-      const parsed = parseHostPort(spec.backend, { allowEmptyHost: false, allowPortZero: false });
-      if ("error" in parsed)
-        throw new Error(`route ${spec.hostname} backend ${spec.backend}: ${parsed.error}`);
+      const members = spec.backends.map((backend) => {
+        const target = backendTarget(backend);
+        return backendState(spec.hostname, backend.addr, target.host, target.port);
+      });
+      const weights = spec.backends.map((backend) => backend.weight);
       const route: Route = {
         spec,
-        backendHost: parsed.value.host,
-        backendPort: parsed.value.port,
+        pool: new BackendPool(members, weights, spec.balance),
         secureContext: spec.mode === "l7" ? secureContexts(spec) : null,
       };
       if (spec.hostname.startsWith("*.")) this.wildcard.set(spec.hostname.slice(2), route);
@@ -59,6 +65,18 @@ export class RouteTable {
 
   get size(): number {
     return this.routes.length;
+  }
+
+  /** The route with exactly this hostname (`*.example.com` for a wildcard), for stats. */
+  route(hostname: string): Route | undefined {
+    return hostname.startsWith("*.")
+      ? this.wildcard.get(hostname.slice(2))
+      : this.exact.get(hostname);
+  }
+
+  /** Every route, in table order. */
+  entries(): Route[] {
+    return [...this.exact.values(), ...this.wildcard.values()];
   }
 
   /**
@@ -74,4 +92,24 @@ export class RouteTable {
     const wildcard = this.wildcard.get(serverName.slice(dot + 1));
     return wildcard ? { route: wildcard, match: "wildcard" } : null;
   }
+}
+
+/**
+ * The state object of a route's backend: the listener's, kept across table swaps, or a fresh
+ * one (a table built only to check a route).
+ */
+export type BackendStateSource = (
+  hostname: string,
+  addr: string,
+  host: string,
+  port: number,
+) => BackendState;
+
+function freshBackendState(hostname: string, addr: string, host: string, port: number) {
+  return new BackendState("", hostname, addr, host, port);
+}
+
+/** The parsed addr of a backend, as validation or the store built it (never parsed here). */
+function backendTarget(backend: BackendSpec): HostPort {
+  return ParsedBackend.from(backend).target;
 }

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CertPair, makeCa, type TestCa } from "../../test/helpers/certs.ts";
 import { parseConfig } from "../config/parse-config.ts";
+import { validateRoute } from "../config/route.ts";
 import type { RouteSpec } from "../domain/types.ts";
 import { createMemoryLogger } from "../log/logger.ts";
 import { CertificateCache, CertificateError } from "./certificates.ts";
@@ -26,16 +27,21 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** An l7 route built as the config loader and AddRoute build it (validateRoute). */
 function l7(hostname: string, pair: CertPair): RouteSpec {
-  return {
+  const result = validateRoute({
     hostname,
     backend: "127.0.0.1:1",
+    backends: [{ addr: "127.0.0.1:1", weight: 1 }],
+    balance: "least_connections",
+    healthCheck: "none",
+    healthCheckPath: "",
     mode: "l7",
     tlsCert: pair.cert,
     tlsKey: pair.key,
-    backendTls: false,
-    sendProxyProtocol: false,
-  };
+  });
+  if ("error" in result) throw new Error(result.error);
+  return result.route;
 }
 
 describe("CertificateCache", () => {

@@ -1,6 +1,7 @@
 // Explain: the decision the proxy would take now for a client and an SNI name, without a connection.
 
 import type {
+  BackendSnapshot,
   ExplainDecision,
   ExplainRequest,
   Explanation,
@@ -9,6 +10,7 @@ import type {
 import type { FirewallRule, RouteSpec } from "../domain/types.ts";
 import { parseHostPort } from "../ip/host-port.ts";
 import { formatIp, type IpAddress, parseIp } from "../ip/ip.ts";
+import { snapshotBackends } from "../route/backend-pool.ts";
 import type { Runtime } from "./runtime.ts";
 
 /** A request Explain cannot answer; `code` says whose fault (the admin API maps it to a status). */
@@ -58,7 +60,24 @@ function describeRule(rule: FirewallRule): string {
   return `${rule.type} ${rule.value}`;
 }
 
-function describeRoute(matched: RouteMatchKind, route: RouteSpec): string {
+/** `10.0.0.5:443` or `10.0.0.5:443, 10.0.0.6:443 (down) (round_robin)`. */
+function describeBackends(route: RouteSpec, backends: readonly BackendSnapshot[]): string {
+  if (backends.length <= 1 && (backends[0]?.up ?? true)) return route.backend;
+  const list = backends
+    .map((backend) => {
+      const weight = backend.weight === 1 ? "" : ` weight ${backend.weight}`;
+      return `${backend.addr}${weight}${backend.up ? "" : " (down)"}`;
+    })
+    .join(", ");
+  const up = backends.filter((backend) => backend.up).length;
+  return `${list} [${route.balance}, ${up} of ${backends.length} up]`;
+}
+
+function describeRoute(
+  matched: RouteMatchKind,
+  route: RouteSpec,
+  backends: readonly BackendSnapshot[],
+): string {
   const extras: string[] = [];
   if (route.mode === "l7") {
     extras.push("TLS terminated, HTTP proxied");
@@ -67,7 +86,8 @@ function describeRoute(matched: RouteMatchKind, route: RouteSpec): string {
     extras.push("TLS passed through");
   }
   if (route.sendProxyProtocol) extras.push("PROXY v2 header sent");
-  return `${matched} route ${route.hostname} -> ${route.backend} (${extras.join(", ")})`;
+  if (route.healthCheck !== "none") extras.push(`health check ${route.healthCheck}`);
+  return `${matched} route ${route.hostname} -> ${describeBackends(route, backends)} (${extras.join(", ")})`;
 }
 
 /**
@@ -124,6 +144,7 @@ export function explain(runtime: ExplainSource, request: ExplainRequest): Explan
   // readHello(): no SNI, then the route table the listener serves now.
   const match = sni === null ? null : listener.routes.lookup(sni);
   const route = match === null ? null : match.route.spec;
+  const backends = match === null ? [] : snapshotBackends(match.route.pool);
   const matched: RouteMatchKind = match === null ? "none" : match.match;
 
   let decision: ExplainDecision;
@@ -147,7 +168,7 @@ export function explain(runtime: ExplainSource, request: ExplainRequest): Explan
     explanation = `no_route: no exact or wildcard route for ${sni} on ${listener.addr}; a TLS unrecognized_name alert, then close`;
   } else {
     decision = route.mode === "l7" ? "terminate_l7" : "forward_l4";
-    explanation = `${decision}: ${describeRoute(matched, route)}`;
+    explanation = `${decision}: ${describeRoute(matched, route, backends)}`;
   }
 
   return {
@@ -163,7 +184,7 @@ export function explain(runtime: ExplainSource, request: ExplainRequest): Explan
       fromClient,
       wouldExceed: overListener || overClient,
     },
-    route: { matched, route: route === null ? null : { ...route } },
+    route: { matched, route: route === null ? null : { ...route }, backends },
     decision,
     explanation,
   };

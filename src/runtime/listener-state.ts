@@ -1,6 +1,7 @@
 // Per-listener runtime state shared by its connections: route table, trust list, admission, counters.
-import type { ListenerSpec } from "../domain/types.ts";
-import { type Cidr, cidrContains, type IpAddress, parseCidr } from "../ip/ip.ts";
+import type { Cidr, IpAddress, ParsedListener, RouteSpec } from "../domain/types.ts";
+import { cidrContains } from "../ip/ip.ts";
+import { BackendState } from "../route/backend-pool.ts";
 import { RouteTable, type SecureContextSource } from "../route/route-table.ts";
 import { TrafficStats } from "./traffic-stats.ts";
 
@@ -41,17 +42,32 @@ export class ListenerState {
   readonly perIp = new Map<string, number>();
   /** Per route hostname; kept across route-table swaps. */
   private readonly routeStats = new Map<string, TrafficStats>();
-  /** proxy_protocol_from, compiled once. */
+  /** Per route hostname and backend addr (`hostname addr`); kept across route-table swaps. */
+  private readonly backends = new Map<string, BackendState>();
+  /** proxy_protocol_from, as the config loader parsed it. */
   private readonly trusted: readonly Cidr[];
 
   constructor(
-    readonly spec: ListenerSpec,
+    readonly spec: ParsedListener,
     secureContexts?: SecureContextSource,
     private readonly sharing: ListenerSharing | null = null,
   ) {
     this.stats = sharing?.stats ?? new TrafficStats();
-    this.routes = new RouteTable(spec.routes, secureContexts);
-    this.trusted = parseCidrs(spec.proxyProtocolFrom);
+    this.routes = this.buildRoutes(spec.routes, secureContexts);
+    this.trusted = spec.trustedFrom;
+  }
+
+  /** A route table whose backends share this listener's health state and counters. */
+  buildRoutes(routes: readonly RouteSpec[], secureContexts?: SecureContextSource): RouteTable {
+    return new RouteTable(routes, secureContexts, (hostname, addr, host, port) => {
+      const key = `${hostname} ${addr}`;
+      let state = this.backends.get(key);
+      if (state === undefined) {
+        state = new BackendState(this.spec.addr, hostname, addr, host, port);
+        this.backends.set(key, state);
+      }
+      return state;
+    });
   }
 
   /**
@@ -121,13 +137,4 @@ export class ListenerState {
     for (const cidr of this.trusted) if (cidrContains(cidr, address)) return true;
     return false;
   }
-}
-
-/** proxy_protocol_from (canonical text, validated by the config loader) as prefixes. */
-function parseCidrs(texts: readonly string[]): Cidr[] {
-  return texts.map((text) => {
-    const parsed = parseCidr(text);
-    if ("error" in parsed) throw new Error(`proxy_protocol_from ${text}: ${parsed.error}`);
-    return parsed.cidr;
-  });
 }

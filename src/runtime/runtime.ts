@@ -1,12 +1,17 @@
 // The running proxy's swappable state: route tables per listener and the compiled firewall.
-import type { ListenerStatus, RuntimeStatus, WorkerStatus } from "../domain/reports.ts";
-import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
+import type {
+  DownBackend,
+  ListenerStatus,
+  RuntimeStatus,
+  WorkerStatus,
+} from "../domain/reports.ts";
+import { type Config, type FirewallRule, ParsedListener, type RouteSpec } from "../domain/types.ts";
 import { Firewall } from "../firewall/firewall.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { FirewallHits } from "../firewall/hits.ts";
 import type { IpAddress } from "../ip/ip.ts";
 import type { Logger } from "../log/logger.ts";
-import { RouteTable } from "../route/route-table.ts";
+import type { RouteTable } from "../route/route-table.ts";
 import { CertificateCache } from "./certificates.ts";
 import { type ListenerSharing, ListenerState } from "./listener-state.ts";
 import {
@@ -46,6 +51,7 @@ export class Runtime {
   private readonly secureContexts = (spec: RouteSpec) => this.certificates.forRoute(spec);
 
   constructor(options: {
+    /** From parseConfig: its listeners carry their parsed addresses. */
     config: Config;
     routes: ReadonlyMap<string, RouteSpec[]>;
     rules: FirewallRule[];
@@ -74,11 +80,9 @@ export class Runtime {
     };
     options.config.listeners.forEach((spec, index) => {
       const routes = options.routes.get(spec.addr) ?? spec.routes;
+      const listener = ParsedListener.from(spec).withRoutes(routes);
       const shared = sharing?.listener(spec.addr, index) ?? null;
-      this.listeners.set(
-        spec.addr,
-        new ListenerState({ ...spec, routes }, this.secureContexts, shared),
-      );
+      this.listeners.set(spec.addr, new ListenerState(listener, this.secureContexts, shared));
     });
   }
 
@@ -115,7 +119,7 @@ export class Runtime {
   replaceRoutes(addr: string, routes: RouteSpec[]): void {
     const state = this.listeners.get(addr);
     if (!state) throw new Error(`unknown listener ${JSON.stringify(addr)}`);
-    state.routes = new RouteTable(routes, this.secureContexts);
+    state.routes = state.buildRoutes(routes, this.secureContexts);
     const inUse: RouteSpec[] = [];
     for (const listener of this.listeners.values()) inUse.push(...listener.routes.routes);
     this.certificates.retainOnly(inUse);
@@ -198,8 +202,20 @@ export class Runtime {
   status(): RuntimeStatus {
     let totalConnections = 0;
     const listeners: ListenerStatus[] = [];
+    const backendsDown: DownBackend[] = [];
     for (const state of this.listeners.values()) {
       totalConnections += state.stats.total;
+      for (const route of state.routes.entries()) {
+        for (const member of route.pool.members) {
+          if (!member.up) {
+            backendsDown.push({
+              listenerAddr: state.addr,
+              hostname: route.spec.hostname,
+              backend: member.addr,
+            });
+          }
+        }
+      }
       listeners.push({
         addr: state.addr,
         routeCount: state.routes.size,
@@ -212,6 +228,7 @@ export class Runtime {
       startedAt: this.startedAt,
       totalConnections,
       listeners,
+      backendsDown,
     };
     const workers = this.sharing?.workers?.();
     if (workers !== undefined) status.workers = workers;

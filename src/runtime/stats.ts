@@ -8,6 +8,7 @@ import type {
   StatsSnapshot,
   TrafficCounts,
 } from "../domain/reports.ts";
+import { snapshotBackends } from "../route/backend-pool.ts";
 import type { Runtime } from "./runtime.ts";
 import type { TrafficStats } from "./traffic-stats.ts";
 
@@ -40,9 +41,14 @@ export function collectStats(source: StatsSource): StatsSnapshot {
     const counted = new Map(state.routeStatsEntries());
     const hostnames = new Set(counted.keys());
     for (const route of state.routes.routes) hostnames.add(route.hostname);
-    const routes = [...hostnames]
-      .sort(byText)
-      .map((hostname) => ({ hostname, ...copyCounts(counted.get(hostname) ?? null) }));
+    const routes = [...hostnames].sort(byText).map((hostname) => {
+      const route = state.routes.route(hostname);
+      return {
+        hostname,
+        ...copyCounts(counted.get(hostname) ?? null),
+        backends: route === undefined ? [] : snapshotBackends(route.pool),
+      };
+    });
     return { addr: state.addr, ...copyCounts(state.stats), routes };
   });
 

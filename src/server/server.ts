@@ -3,9 +3,8 @@
 import { resolve } from "node:path";
 import { loadConfig } from "../config/load-config.ts";
 import { MAX_WORKER_COUNT } from "../config/parse-config.ts";
-import type { Config, WorkerCount } from "../domain/types.ts";
+import { type Config, ParsedAddress, ParsedListener, type WorkerCount } from "../domain/types.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
-import { parseHostPort } from "../ip/host-port.ts";
 import { backendTrust } from "../l7/backend-trust.ts";
 import type { Logger } from "../log/logger.ts";
 import { startMetricsServer } from "../metrics/server.ts";
@@ -17,6 +16,7 @@ import { InProcessUpdates, type RuntimeUpdates } from "../runtime/runtime-update
 import { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { usableCpus } from "./cpu-count.ts";
+import { startHealthChecks } from "./health-checks.ts";
 import { InstanceLock } from "./instance-lock.ts";
 import { startWorkers } from "./start-workers.ts";
 import type { WorkerPool } from "./worker-pool.ts";
@@ -122,10 +122,11 @@ export async function startServer(
       });
     }
     if (config.metrics) {
-      const metrics = startMetricsServer(config.metrics.addr, runtime);
+      const address = ParsedAddress.from(config.metrics);
+      const metrics = startMetricsServer(address, runtime);
       stopMetrics = metrics.stop;
       logger.info("metrics listening", {
-        addr: formatBound(hostOf(config.metrics.addr) || "::", metrics.port),
+        addr: formatBound(address.bind.host || "::", metrics.port),
       });
     }
     // Worker threads run their own sweep; the supervisor runs no connections.
@@ -140,6 +141,13 @@ export async function startServer(
             ]),
           )
         : () => {};
+    // Backend health is per event loop and not shared with worker threads yet (hence the
+    // default workers = 1): with one loop the scheduler checks the route tables that serve the
+    // connections. With worker threads the supervisor's tables serve none, so checking them
+    // would only report a state the workers do not use; each worker then marks a backend down
+    // from its own failed dials only.
+    const stopHealthChecks =
+      pool === null ? startHealthChecks(runtime, config.proxy, logger) : () => {};
     logger.info("mc-proxy started", {
       version: VERSION,
       listeners: running.length,
@@ -156,6 +164,7 @@ export async function startServer(
         stopAdmin,
         stopMetrics,
         stopSweep,
+        stopHealthChecks,
         store,
         logger,
         pool,
@@ -192,10 +201,10 @@ function takeInstanceLocks(lock: InstanceLock, config: Config): void {
     `database.path ${JSON.stringify(config.database.path)}: in use by another mc-proxy server`,
   );
   for (const spec of config.listeners) {
-    const parsed = parseHostPort(spec.addr, { allowEmptyHost: true, allowPortZero: true });
-    if ("error" in parsed || parsed.value.port === 0) continue; // port 0: the kernel's own pick
+    const { port } = ParsedListener.from(spec).bind;
+    if (port === 0) continue; // port 0: the kernel's own pick
     lock.takePort(
-      parsed.value.port,
+      port,
       `listener ${JSON.stringify(spec.addr)}: address already in use (is another mc-proxy or server running?)`,
     );
   }
@@ -209,6 +218,7 @@ async function drainAndStop(options: {
   stopAdmin: (() => Promise<void>) | null;
   stopMetrics: (() => void) | null;
   stopSweep: () => void;
+  stopHealthChecks: () => void;
   store: Store;
   logger: Logger;
   pool: WorkerPool | null;
@@ -219,6 +229,7 @@ async function drainAndStop(options: {
   const timeoutMs = options.config.proxy.shutdownTimeoutMs;
   if (pool !== null) {
     pool.stopAccepting();
+    options.stopHealthChecks();
     const active = runtime.status().listeners.reduce((sum, l) => sum + l.activeConnections, 0);
     logger.info(`received ${options.reason}, shutting down`, {
       active,
@@ -237,6 +248,7 @@ async function drainAndStop(options: {
   }
   // Stop first, log second: whoever reads the line may rely on new connections being refused.
   for (const listener of options.running) listener.stopAccepting();
+  options.stopHealthChecks();
   logger.info(`received ${options.reason}, shutting down`, {
     active: env.open.size,
     shutdown_timeout_ms: timeoutMs,

@@ -26,11 +26,19 @@ max_connections_per_ip = 2
 
   [[listeners.routes]]
   hostname = "l7.test"
-  backend = "backend.internal:443"
   mode = "l7"
   tls_cert = "${pair.cert}"
   tls_key = "${pair.key}"
   backend_tls = true
+  backends = ["backend.internal:443", "10.0.0.7:443"]
+  health_check = "http"
+  health_check_path = "/healthz"
+
+  [[listeners.routes]]
+  hostname = "pool.test"
+  backends = ["127.0.0.1:9001", { addr = "[::1]:9002", weight = 3 }, "backend.internal:9003"]
+  balance = "round_robin"
+  health_check = "tcp"
 
 [[listeners]]
 addr = ":8443"

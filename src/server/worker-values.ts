@@ -27,8 +27,14 @@ function listenerTable(listener: ListenerSpec): Record<string, unknown> {
     proxy_protocol_from: listener.proxyProtocolFrom,
     max_connections: listener.maxConnections,
     max_connections_per_ip: listener.maxConnectionsPerIp,
-    routes: listener.routes.map((route) => routeToRecord(route, (flag) => flag)),
+    routes: listener.routes.map(routeTable),
   };
+}
+
+/** A route as its TOML table: `backends` only (the reader refuses `backend` beside it). */
+function routeTable(route: RouteSpec): Record<string, unknown> {
+  const { backend: _first, ...table } = routeToRecord(route, (flag) => flag);
+  return table;
 }
 
 export function rebuildConfig(config: Config): Config {

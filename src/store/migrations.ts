@@ -51,6 +51,32 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    description: "several backends per route: balance, health checks",
+    // routes.backend stays (= the first backend), so a database read by the previous
+    // version after a rollback still has a usable route. route_backends holds all of them,
+    // the first included; existing routes get their one backend there.
+    sql: `
+      ALTER TABLE routes ADD COLUMN balance TEXT NOT NULL DEFAULT 'least_connections'
+        CHECK (balance IN ('round_robin', 'least_connections'));
+      ALTER TABLE routes ADD COLUMN health_check TEXT NOT NULL DEFAULT 'none'
+        CHECK (health_check IN ('none', 'tcp', 'tls', 'http'));
+      ALTER TABLE routes ADD COLUMN health_check_path TEXT NOT NULL DEFAULT '';
+
+      CREATE TABLE route_backends (
+        route_id INTEGER NOT NULL REFERENCES routes (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL CHECK (position >= 0),
+        addr TEXT NOT NULL CHECK (addr <> ''),
+        weight INTEGER NOT NULL DEFAULT 1 CHECK (weight BETWEEN 1 AND 1000),
+        PRIMARY KEY (route_id, position),
+        UNIQUE (route_id, addr)
+      ) STRICT;
+
+      INSERT INTO route_backends (route_id, position, addr, weight)
+        SELECT id, 0, backend, 1 FROM routes;
+    `,
+  },
 ];
 
 /** The schema version this code writes and understands. */

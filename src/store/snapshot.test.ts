@@ -160,7 +160,7 @@ describe("snapshot", () => {
     const writer = `
       import { Store } from ${JSON.stringify(join(import.meta.dir, "store.ts"))};
       const store = Store.open(${JSON.stringify(dbPath)});
-      const base = { backend: "127.0.0.1:9", mode: "l4", tlsCert: "", tlsKey: "", backendTls: false, sendProxyProtocol: false };
+      const base = { backend: "127.0.0.1:9", backends: [{ addr: "127.0.0.1:9", weight: 1 }], balance: "least_connections", healthCheck: "none", healthCheckPath: "", mode: "l4", tlsCert: "", tlsKey: "", backendTls: false, sendProxyProtocol: false };
       let n = 0;
       console.log("ready");
       const end = Date.now() + 1500;

@@ -78,7 +78,7 @@ describe("open", () => {
       )
       .all()
       .map((row) => row.name);
-    expect(tables).toEqual(["firewall_rules", "listeners", "meta", "routes"]);
+    expect(tables).toEqual(["firewall_rules", "listeners", "meta", "route_backends", "routes"]);
     raw.close();
   });
 

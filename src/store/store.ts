@@ -2,13 +2,20 @@
 import { Database } from "bun:sqlite";
 import { closeSync, fstatSync, openSync } from "node:fs";
 import { firewallRuleKey } from "../config/firewall-rule.ts";
+import { parseBackend } from "../config/route.ts";
 import {
-  ROUTE_FIELD_KEYS,
+  ROUTE_COLUMN_KEYS,
   type RouteRecord,
   routeFromRecord,
   routeToRecord,
 } from "../domain/route-fields.ts";
-import type { Config, FirewallRule, RouteSpec } from "../domain/types.ts";
+import {
+  type BackendSpec,
+  type Config,
+  type FirewallRule,
+  ParsedBackend,
+  type RouteSpec,
+} from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { describeCause, describeCurrentUser, StoreError, sqliteCode } from "./errors.ts";
 import { migrate } from "./migrations.ts";
@@ -28,23 +35,73 @@ export interface ReconcileResult {
   addedListeners: string[];
 }
 
-/** A `routes` row: the columns are ROUTE_FIELDS' keys (src/domain/route-fields.ts). */
-type RouteRow = RouteRecord<number>;
+/** A `routes` row: the columns are ROUTE_FIELDS' keys but `backends` (src/domain/route-fields.ts). */
+type RouteRow = Omit<RouteRecord<number>, "backends">;
 
 // A type alias, not an interface: bun:sqlite binds only index-signature-compatible objects.
 type RouteParams = RouteRow & { listener_addr: string };
 
-/** `hostname, backend, …` in ROUTE_FIELDS order. */
-const ROUTE_COLUMNS = ROUTE_FIELD_KEYS.join(", ");
+/** `hostname, backend, …` in ROUTE_FIELDS order; the backends list is in route_backends. */
+const ROUTE_COLUMNS = ROUTE_COLUMN_KEYS.join(", ");
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
-function toRoute(row: RouteRow): RouteSpec {
-  return routeFromRecord(row, (flag) => flag === 1);
+interface BackendRow {
+  route_id: number;
+  /** The route's hostname, for an error message. */
+  hostname: string;
+  addr: string;
+  weight: number;
+}
+
+/**
+ * Every route's backends by route id, in position order, each parsed here: a row is text from
+ * SQLite, a source of its own, decoded once at this boundary; the route table and the dial
+ * path use the result.
+ */
+function backendsByRoute(rows: BackendRow[]): Map<number, BackendSpec[]> {
+  const result = new Map<number, BackendSpec[]>();
+  for (const row of rows) {
+    let list = result.get(row.route_id);
+    if (list === undefined) {
+      list = [];
+      result.set(row.route_id, list);
+    }
+    const parsed = parseBackend(row.addr);
+    if ("error" in parsed) {
+      // Only a hand-edited file holds one: every write went through validateRoute.
+      throw new StoreError(
+        "io",
+        `route ${row.hostname} backend ${JSON.stringify(row.addr)} in the database: ${parsed.error}`,
+      );
+    }
+    list.push(new ParsedBackend(row.addr, row.weight, parsed.value));
+  }
+  return result;
+}
+
+function toRoute(row: RouteRow & { id: number }, backends: Map<number, BackendSpec[]>): RouteSpec {
+  // A route without route_backends rows (a hand-made row) still has its one backend.
+  const list =
+    backends.get(row.id) ??
+    backendsByRoute([{ route_id: 0, hostname: row.hostname, addr: row.backend, weight: 1 }]).get(
+      0,
+    )!;
+  const { id: _id, ...columns } = row;
+  const route = routeFromRecord({ ...columns, backends: [] }, (flag) => flag === 1);
+  route.backends = list;
+  route.backend = list[0]!.addr;
+  return route;
 }
 
 function toRouteParams(listenerAddr: string, route: RouteSpec): RouteParams {
-  return { listener_addr: listenerAddr, ...routeToRecord(route, (flag) => (flag ? 1 : 0)) };
+  const { backends: _backends, ...columns } = routeToRecord(route, (flag) => (flag ? 1 : 0));
+  // The routes.backend column keeps the first backend (what 0.1.0 reads after a rollback).
+  return {
+    listener_addr: listenerAddr,
+    ...columns,
+    backend: route.backends[0]?.addr ?? route.backend,
+  };
 }
 
 /**
@@ -106,15 +163,30 @@ export class Store {
       insertListener: db.prepare<never, { addr: string }>(
         "INSERT INTO listeners (addr) VALUES ($addr)",
       ),
-      routes: db.prepare<RouteRow, { listener_addr: string }>(
-        `SELECT ${ROUTE_COLUMNS} FROM routes WHERE listener_addr = $listener_addr ORDER BY hostname`,
+      routes: db.prepare<RouteRow & { id: number }, { listener_addr: string }>(
+        `SELECT id, ${ROUTE_COLUMNS} FROM routes WHERE listener_addr = $listener_addr ORDER BY hostname`,
       ),
-      allRoutes: db.prepare<RouteRow & { listener_addr: string }, []>(
-        `SELECT listener_addr, ${ROUTE_COLUMNS} FROM routes ORDER BY listener_addr, hostname`,
+      allRoutes: db.prepare<RouteRow & { id: number; listener_addr: string }, []>(
+        `SELECT listener_addr, id, ${ROUTE_COLUMNS} FROM routes ORDER BY listener_addr, hostname`,
       ),
-      insertRoute: db.prepare<never, RouteParams>(
+      backends: db.prepare<BackendRow, { listener_addr: string }>(
+        `SELECT b.route_id, r.hostname, b.addr, b.weight FROM route_backends b JOIN routes r ON r.id = b.route_id
+         WHERE r.listener_addr = $listener_addr ORDER BY b.route_id, b.position`,
+      ),
+      allBackends: db.prepare<BackendRow, []>(
+        `SELECT b.route_id, r.hostname, b.addr, b.weight FROM route_backends b JOIN routes r ON r.id = b.route_id
+         ORDER BY b.route_id, b.position`,
+      ),
+      insertRoute: db.prepare<{ id: number }, RouteParams>(
         `INSERT INTO routes (listener_addr, ${ROUTE_COLUMNS})
-         VALUES ($listener_addr, ${ROUTE_FIELD_KEYS.map((key) => `$${key}`).join(", ")})`,
+         VALUES ($listener_addr, ${ROUTE_COLUMN_KEYS.map((key) => `$${key}`).join(", ")})
+         RETURNING id`,
+      ),
+      insertBackend: db.prepare<
+        never,
+        { route_id: number; position: number; addr: string; weight: number }
+      >(
+        "INSERT INTO route_backends (route_id, position, addr, weight) VALUES ($route_id, $position, $addr, $weight)",
       ),
       deleteRoute: db.prepare<never, { listener_addr: string; hostname: string }>(
         "DELETE FROM routes WHERE listener_addr = $listener_addr AND hostname = $hostname",
@@ -155,13 +227,17 @@ export class Store {
       }),
       routes: db.transaction((listenerAddr: string): RouteSpec[] => {
         this.requireListener(listenerAddr);
-        return this.stmts.routes.all({ listener_addr: listenerAddr }).map(toRoute);
+        const backends = backendsByRoute(this.stmts.backends.all({ listener_addr: listenerAddr }));
+        return this.stmts.routes
+          .all({ listener_addr: listenerAddr })
+          .map((row) => toRoute(row, backends));
       }),
       allRoutes: db.transaction((): Map<string, RouteSpec[]> => {
         const result = new Map<string, RouteSpec[]>();
         for (const row of this.stmts.listenerAddrs.all()) result.set(row.addr, []);
+        const backends = backendsByRoute(this.stmts.allBackends.all());
         for (const row of this.stmts.allRoutes.all()) {
-          result.get(row.listener_addr)?.push(toRoute(row));
+          result.get(row.listener_addr)?.push(toRoute(row, backends));
         }
         return result;
       }),
@@ -319,8 +395,9 @@ export class Store {
   }
 
   private insertRouteRow(listenerAddr: string, route: RouteSpec): void {
+    let id: number;
     try {
-      this.stmts.insertRoute.run(toRouteParams(listenerAddr, route));
+      id = this.stmts.insertRoute.get(toRouteParams(listenerAddr, route))!.id;
     } catch (error) {
       if (sqliteCode(error) === "SQLITE_CONSTRAINT_UNIQUE") {
         throw new StoreError(
@@ -331,6 +408,14 @@ export class Store {
       }
       throw error;
     }
+    route.backends.forEach((backend, position) => {
+      this.stmts.insertBackend.run({
+        route_id: id,
+        position,
+        addr: backend.addr,
+        weight: backend.weight,
+      });
+    });
   }
 
   /**

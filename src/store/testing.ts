@@ -10,21 +10,29 @@ export function makeTempDir(): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** An l4 route with every option off, unless overridden. */
+/**
+ * An l4 route with every option off, unless overridden. `backends` defaults to `backend`
+ * alone; when `extra.backends` is given, `backend` follows its first entry.
+ */
 export function route(
   hostname: string,
   backend: string,
   extra: Partial<RouteSpec> = {},
 ): RouteSpec {
+  const backends = extra.backends ?? [{ addr: backend, weight: 1 }];
   return {
     hostname,
-    backend,
+    backends,
+    balance: "least_connections",
+    healthCheck: "none",
+    healthCheckPath: "",
     mode: "l4",
     tlsCert: "",
     tlsKey: "",
     backendTls: false,
     sendProxyProtocol: false,
     ...extra,
+    backend: backends[0]?.addr ?? backend,
   };
 }
 
@@ -57,6 +65,9 @@ export function makeConfig(
       helloTimeoutMs: 10000,
       idleTimeoutMs: 300000,
       shutdownTimeoutMs: 30000,
+      healthCheckIntervalMs: 5000,
+      healthCheckTimeoutMs: 2000,
+      backendHoldDownMs: 10000,
       backendCa: "",
       workers: 1,
     },

@@ -1,6 +1,7 @@
 // The one mapping between generated protobuf types (gen/) and the domain types, both ways.
 
 import {
+  type BackendStats as ProtoBackendStats,
   type ExplainResponse as ProtoExplanation,
   type FirewallRule as ProtoFirewallRule,
   type Route as ProtoRoute,
@@ -15,6 +16,8 @@ import {
   orList,
 } from "../domain/firewall-rule-types.ts";
 import {
+  type BackendInput,
+  type BackendSnapshot,
   EXPLAIN_DECISIONS,
   type ExplainDecision,
   type Explanation,
@@ -28,7 +31,16 @@ import {
   type WorkerStatus,
 } from "../domain/reports.ts";
 import { ROUTE_FIELD_NAMES, ROUTE_FIELDS, type RouteField } from "../domain/route-fields.ts";
-import type { FirewallRule, FirewallRuleType, RouteMode, RouteSpec } from "../domain/types.ts";
+import {
+  BALANCE_POLICIES,
+  type BalancePolicy,
+  type FirewallRule,
+  type FirewallRuleType,
+  HEALTH_CHECK_KINDS,
+  type HealthCheckKind,
+  type RouteMode,
+  type RouteSpec,
+} from "../domain/types.ts";
 
 const RULE_TYPE_TO_PROTO = Object.fromEntries(
   FIREWALL_RULE_TYPE_NAMES.map((type) => [
@@ -92,7 +104,13 @@ export function routeInputFromProto(route: ProtoRoute): RouteInput {
 export function routeInputToProto(route: RouteInput): ProtoRoute {
   const fields = routeFields(route);
   for (const name of ROUTE_FIELD_NAMES) {
-    fields[name] ??= ROUTE_FIELDS[name].kind === "flag" ? false : "";
+    const kind = ROUTE_FIELDS[name].kind;
+    if (kind === "backends") {
+      fields[name] = ((fields[name] as BackendInput[] | undefined) ?? []).map((backend) => ({
+        addr: backend.addr,
+        weight: backend.weight ?? 0,
+      }));
+    } else fields[name] ??= kind === "flag" ? false : "";
   }
   return fields as unknown as ProtoRoute;
 }
@@ -103,7 +121,27 @@ export function routeToProto(route: RouteSpec): ProtoRoute {
 
 /** A route as the server sent it. The server only sends validated routes, so the mode is known. */
 export function routeFromProto(route: ProtoRoute): RouteSpec {
-  return { ...routeFields(route), mode: routeModeFromProto(route.mode) } as unknown as RouteSpec;
+  // An older server sends no backends, balance or health_check.
+  const backends =
+    route.backends.length === 0
+      ? [{ addr: route.backend, weight: 1 }]
+      : route.backends.map((backend) => ({ addr: backend.addr, weight: backend.weight || 1 }));
+  return {
+    ...routeFields(route),
+    backend: backends[0]!.addr,
+    backends,
+    balance: oneOf<BalancePolicy>(
+      "route.balance",
+      route.balance || "least_connections",
+      BALANCE_POLICIES,
+    ),
+    healthCheck: oneOf<HealthCheckKind>(
+      "route.health_check",
+      route.healthCheck || "none",
+      HEALTH_CHECK_KINDS,
+    ),
+    mode: routeModeFromProto(route.mode),
+  } as unknown as RouteSpec;
 }
 
 function routeModeFromProto(mode: string): RouteMode {
@@ -124,6 +162,7 @@ export function statusToProto(status: RuntimeStatus): ProtoStatus {
       proxyProtocol: listener.proxyProtocol,
     })),
     workers: (status.workers ?? []).map((worker) => ({ ...worker })),
+    backendsDown: status.backendsDown.map((down) => ({ ...down })),
   };
 }
 
@@ -153,11 +192,27 @@ export function statusFromProto(status: ProtoStatus): RuntimeStatus {
           ),
         }
       : {}),
+    backendsDown: status.backendsDown.map((down) => ({ ...down })),
+  };
+}
+
+export function backendToProto(backend: BackendSnapshot): ProtoBackendStats {
+  return { ...backend };
+}
+
+export function backendFromProto(backend: ProtoBackendStats): BackendSnapshot {
+  return {
+    addr: backend.addr,
+    weight: backend.weight,
+    up: backend.up,
+    connectionsTotal: backend.connectionsTotal,
+    failuresTotal: backend.failuresTotal,
+    connectionsActive: backend.connectionsActive,
   };
 }
 
 /** The five counter fields shared by ListenerStats and RouteStats, wire → domain. */
-function countsFromProto(counts: Omit<ProtoRouteStats, "hostname">): TrafficCounts {
+function countsFromProto(counts: Omit<ProtoRouteStats, "hostname" | "backends">): TrafficCounts {
   return {
     connectionsTotal: counts.connectionsTotal,
     connectionsActive: counts.connectionsActive,
@@ -167,7 +222,7 @@ function countsFromProto(counts: Omit<ProtoRouteStats, "hostname">): TrafficCoun
   };
 }
 
-function countsToProto(counts: TrafficCounts): Omit<ProtoRouteStats, "hostname"> {
+function countsToProto(counts: TrafficCounts): Omit<ProtoRouteStats, "hostname" | "backends"> {
   return {
     connectionsTotal: counts.connectionsTotal,
     connectionsActive: counts.connectionsActive,
@@ -185,6 +240,7 @@ export function statsToProto(stats: StatsSnapshot): ProtoStats {
       routes: listener.routes.map((route) => ({
         hostname: route.hostname,
         ...countsToProto(route),
+        backends: route.backends.map(backendToProto),
       })),
     })),
     firewallHits: stats.firewallHits.map(({ rule, hits }) => ({ rule: ruleToProto(rule), hits })),
@@ -199,6 +255,7 @@ export function statsFromProto(stats: ProtoStats): StatsSnapshot {
       routes: listener.routes.map((route) => ({
         hostname: route.hostname,
         ...countsFromProto(route),
+        backends: route.backends.map(backendFromProto),
       })),
     })),
     firewallHits: stats.firewallHits.map(({ rule, hits }) => {
@@ -220,6 +277,7 @@ export function explanationToProto(explanation: Explanation): ProtoExplanation {
     route: {
       matched: route.matched,
       route: route.route === null ? undefined : routeToProto(route.route),
+      backends: route.backends.map(backendToProto),
     },
     decision: explanation.decision,
     explanation: explanation.explanation,
@@ -251,6 +309,7 @@ export function explanationFromProto(response: ProtoExplanation): Explanation {
     route: {
       matched,
       route: response.route?.route ? routeFromProto(response.route.route) : null,
+      backends: (response.route?.backends ?? []).map(backendFromProto),
     },
     decision,
     explanation: response.explanation,

@@ -77,7 +77,10 @@ export function firewallRuleTypeToJSON(object: FirewallRuleType): string {
 export interface Route {
   /** Exact name or "*.parent.domain"; compared case-insensitively, without a trailing dot. */
   hostname: string;
-  /** host:port ("[::1]:443" for IPv6). */
+  /**
+   * host:port ("[::1]:443" for IPv6): the route's one backend. With several (backends set),
+   * the first of them; AddRoute accepts it empty or equal to backends[0].addr.
+   */
   backend: string;
   /** "l4" (default when empty) or "l7". */
   mode: string;
@@ -89,6 +92,27 @@ export interface Route {
   backendTls: boolean;
   /** Prepend a PROXY v2 header to the backend stream. */
   sendProxyProtocol: boolean;
+  /** Several backends, in order; empty means backend alone. ListRoutes always fills it. */
+  backends: Backend[];
+  /**
+   * How a new connection picks a backend: "least_connections" (default when empty) or
+   * "round_robin" (weighted).
+   */
+  balance: string;
+  /**
+   * Active health checks of the backends: "none" (default when empty), "tcp" (connect),
+   * "tls" (a TLS handshake completes) or "http" (l7: GET health_check_path answers 2xx/3xx).
+   */
+  healthCheck: string;
+  /** health_check "http" only: the path requested ("/" when empty). */
+  healthCheckPath: string;
+}
+
+export interface Backend {
+  /** host:port ("[::1]:443" for IPv6). */
+  addr: string;
+  /** Share of new connections, 1-1000; 0 (unset) is 1. */
+  weight: number;
 }
 
 export interface FirewallRule {
@@ -173,8 +197,16 @@ export interface GetStatusResponse {
   /** Connections accepted since start. */
   totalConnections: number;
   listeners: ListenerStatus[];
+  /** Backends marked down now (a failed dial or health check), by listener and route. */
+  backendsDown: DownBackend[];
   /** The worker threads serving now; empty with `workers = 1` (one event loop). */
   workers: WorkerStatus[];
+}
+
+export interface DownBackend {
+  listenerAddr: string;
+  hostname: string;
+  backend: string;
 }
 
 export interface GetStatsRequest {
@@ -202,11 +234,27 @@ export interface RouteStats {
    * line (worker_exited has no line: those connections died with their worker thread).
    */
   ends: { [key: string]: number };
+  /** The route's current backends, in its order. */
+  backends: BackendStats[];
 }
 
 export interface RouteStats_EndsEntry {
   key: string;
   value: number;
+}
+
+/** Health and counters of one backend of one route (kept while the route exists). */
+export interface BackendStats {
+  addr: string;
+  /** False from a failed dial or health check until a dial or check succeeds. */
+  up: boolean;
+  /** Connections forwarded to it (l7: client sessions that used it). */
+  connectionsTotal: number;
+  /** Failed dials and failed health checks. */
+  failuresTotal: number;
+  /** Open now, dials in flight included. */
+  connectionsActive: number;
+  weight: number;
 }
 
 /** Counters of one listener: every accepted socket, whether it was admitted or not. */
@@ -284,7 +332,14 @@ export interface ExplainRoute {
   /** "exact", "wildcard" or "none". */
   matched: string;
   /** The route chosen; unset when matched is "none". */
-  route: Route | undefined;
+  route:
+    | Route
+    | undefined;
+  /**
+   * Its backends' health now, in the route's order (which one a connection gets depends on
+   * the balance policy at that moment).
+   */
+  backends: BackendStats[];
 }
 
 export interface ExplainResponse {
@@ -304,7 +359,19 @@ export interface ExplainResponse {
 }
 
 function createBaseRoute(): Route {
-  return { hostname: "", backend: "", mode: "", tlsCert: "", tlsKey: "", backendTls: false, sendProxyProtocol: false };
+  return {
+    hostname: "",
+    backend: "",
+    mode: "",
+    tlsCert: "",
+    tlsKey: "",
+    backendTls: false,
+    sendProxyProtocol: false,
+    backends: [],
+    balance: "",
+    healthCheck: "",
+    healthCheckPath: "",
+  };
 }
 
 export const Route: MessageFns<Route> = {
@@ -329,6 +396,18 @@ export const Route: MessageFns<Route> = {
     }
     if (message.sendProxyProtocol !== false) {
       writer.uint32(56).bool(message.sendProxyProtocol);
+    }
+    for (const v of message.backends) {
+      Backend.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.balance !== "") {
+      writer.uint32(74).string(message.balance);
+    }
+    if (message.healthCheck !== "") {
+      writer.uint32(82).string(message.healthCheck);
+    }
+    if (message.healthCheckPath !== "") {
+      writer.uint32(90).string(message.healthCheckPath);
     }
     return writer;
   },
@@ -402,6 +481,38 @@ export const Route: MessageFns<Route> = {
             message.sendProxyProtocol = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.backends.push(Backend.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.balance = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.healthCheck = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.healthCheckPath = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -439,6 +550,20 @@ export const Route: MessageFns<Route> = {
         : isSet(object.send_proxy_protocol)
         ? globalThis.Boolean(object.send_proxy_protocol)
         : false,
+      backends: globalThis.Array.isArray(object?.backends)
+        ? object.backends.map((e: any) => Backend.fromJSON(e))
+        : [],
+      balance: isSet(object.balance) ? globalThis.String(object.balance) : "",
+      healthCheck: isSet(object.healthCheck)
+        ? globalThis.String(object.healthCheck)
+        : isSet(object.health_check)
+        ? globalThis.String(object.health_check)
+        : "",
+      healthCheckPath: isSet(object.healthCheckPath)
+        ? globalThis.String(object.healthCheckPath)
+        : isSet(object.health_check_path)
+        ? globalThis.String(object.health_check_path)
+        : "",
     };
   },
 
@@ -465,6 +590,18 @@ export const Route: MessageFns<Route> = {
     if (message.sendProxyProtocol !== false) {
       obj.sendProxyProtocol = message.sendProxyProtocol;
     }
+    if (message.backends?.length) {
+      obj.backends = message.backends.map((e) => Backend.toJSON(e));
+    }
+    if (message.balance !== "") {
+      obj.balance = message.balance;
+    }
+    if (message.healthCheck !== "") {
+      obj.healthCheck = message.healthCheck;
+    }
+    if (message.healthCheckPath !== "") {
+      obj.healthCheckPath = message.healthCheckPath;
+    }
     return obj;
   },
 
@@ -480,6 +617,95 @@ export const Route: MessageFns<Route> = {
     message.tlsKey = object.tlsKey ?? "";
     message.backendTls = object.backendTls ?? false;
     message.sendProxyProtocol = object.sendProxyProtocol ?? false;
+    message.backends = object.backends?.map((e) => Backend.fromPartial(e)) || [];
+    message.balance = object.balance ?? "";
+    message.healthCheck = object.healthCheck ?? "";
+    message.healthCheckPath = object.healthCheckPath ?? "";
+    return message;
+  },
+};
+
+function createBaseBackend(): Backend {
+  return { addr: "", weight: 0 };
+}
+
+export const Backend: MessageFns<Backend> = {
+  encode(message: Backend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.addr !== "") {
+      writer.uint32(10).string(message.addr);
+    }
+    if (message.weight !== 0) {
+      writer.uint32(16).uint32(message.weight);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Backend {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackend();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.addr = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.weight = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Backend {
+    return {
+      addr: isSet(object.addr) ? globalThis.String(object.addr) : "",
+      weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+    };
+  },
+
+  toJSON(message: Backend): unknown {
+    const obj: any = {};
+    if (message.addr !== "") {
+      obj.addr = message.addr;
+    }
+    if (message.weight !== 0) {
+      obj.weight = Math.round(message.weight);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Backend>): Backend {
+    return Backend.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Backend>): Backend {
+    const message = createBaseBackend();
+    message.addr = object.addr ?? "";
+    message.weight = object.weight ?? 0;
     return message;
   },
 };
@@ -1665,7 +1891,7 @@ export const WorkerStatus: MessageFns<WorkerStatus> = {
 };
 
 function createBaseGetStatusResponse(): GetStatusResponse {
-  return { version: "", startedAt: undefined, totalConnections: 0, listeners: [], workers: [] };
+  return { version: "", startedAt: undefined, totalConnections: 0, listeners: [], backendsDown: [], workers: [] };
 }
 
 export const GetStatusResponse: MessageFns<GetStatusResponse> = {
@@ -1682,8 +1908,11 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     for (const v of message.listeners) {
       ListenerStatus.encode(v!, writer.uint32(34).fork()).join();
     }
+    for (const v of message.backendsDown) {
+      DownBackend.encode(v!, writer.uint32(42).fork()).join();
+    }
     for (const v of message.workers) {
-      WorkerStatus.encode(v!, writer.uint32(42).fork()).join();
+      WorkerStatus.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1738,6 +1967,14 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
               break;
             }
 
+            message.backendsDown.push(DownBackend.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
             message.workers.push(WorkerStatus.decode(reader, reader.uint32()));
             continue;
           }
@@ -1769,6 +2006,11 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
       listeners: globalThis.Array.isArray(object?.listeners)
         ? object.listeners.map((e: any) => ListenerStatus.fromJSON(e))
         : [],
+      backendsDown: globalThis.Array.isArray(object?.backendsDown)
+        ? object.backendsDown.map((e: any) => DownBackend.fromJSON(e))
+        : globalThis.Array.isArray(object?.backends_down)
+        ? object.backends_down.map((e: any) => DownBackend.fromJSON(e))
+        : [],
       workers: globalThis.Array.isArray(object?.workers)
         ? object.workers.map((e: any) => WorkerStatus.fromJSON(e))
         : [],
@@ -1789,6 +2031,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.listeners?.length) {
       obj.listeners = message.listeners.map((e) => ListenerStatus.toJSON(e));
     }
+    if (message.backendsDown?.length) {
+      obj.backendsDown = message.backendsDown.map((e) => DownBackend.toJSON(e));
+    }
     if (message.workers?.length) {
       obj.workers = message.workers.map((e) => WorkerStatus.toJSON(e));
     }
@@ -1804,7 +2049,113 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     message.startedAt = object.startedAt ?? undefined;
     message.totalConnections = object.totalConnections ?? 0;
     message.listeners = object.listeners?.map((e) => ListenerStatus.fromPartial(e)) || [];
+    message.backendsDown = object.backendsDown?.map((e) => DownBackend.fromPartial(e)) || [];
     message.workers = object.workers?.map((e) => WorkerStatus.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDownBackend(): DownBackend {
+  return { listenerAddr: "", hostname: "", backend: "" };
+}
+
+export const DownBackend: MessageFns<DownBackend> = {
+  encode(message: DownBackend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.listenerAddr !== "") {
+      writer.uint32(10).string(message.listenerAddr);
+    }
+    if (message.hostname !== "") {
+      writer.uint32(18).string(message.hostname);
+    }
+    if (message.backend !== "") {
+      writer.uint32(26).string(message.backend);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DownBackend {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDownBackend();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.listenerAddr = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.backend = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DownBackend {
+    return {
+      listenerAddr: isSet(object.listenerAddr)
+        ? globalThis.String(object.listenerAddr)
+        : isSet(object.listener_addr)
+        ? globalThis.String(object.listener_addr)
+        : "",
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+      backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
+    };
+  },
+
+  toJSON(message: DownBackend): unknown {
+    const obj: any = {};
+    if (message.listenerAddr !== "") {
+      obj.listenerAddr = message.listenerAddr;
+    }
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    if (message.backend !== "") {
+      obj.backend = message.backend;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DownBackend>): DownBackend {
+    return DownBackend.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DownBackend>): DownBackend {
+    const message = createBaseDownBackend();
+    message.listenerAddr = object.listenerAddr ?? "";
+    message.hostname = object.hostname ?? "";
+    message.backend = object.backend ?? "";
     return message;
   },
 };
@@ -1862,7 +2213,7 @@ export const GetStatsRequest: MessageFns<GetStatsRequest> = {
 };
 
 function createBaseRouteStats(): RouteStats {
-  return { hostname: "", connectionsTotal: 0, connectionsActive: 0, bytesUp: 0, bytesDown: 0, ends: {} };
+  return { hostname: "", connectionsTotal: 0, connectionsActive: 0, bytesUp: 0, bytesDown: 0, ends: {}, backends: [] };
 }
 
 export const RouteStats: MessageFns<RouteStats> = {
@@ -1885,6 +2236,9 @@ export const RouteStats: MessageFns<RouteStats> = {
     globalThis.Object.entries(message.ends).forEach(([key, value]: [string, number]) => {
       RouteStats_EndsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
     });
+    for (const v of message.backends) {
+      BackendStats.encode(v!, writer.uint32(58).fork()).join();
+    }
     return writer;
   },
 
@@ -1952,6 +2306,14 @@ export const RouteStats: MessageFns<RouteStats> = {
             }
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.backends.push(BackendStats.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2001,6 +2363,9 @@ export const RouteStats: MessageFns<RouteStats> = {
           {},
         )
         : {},
+      backends: globalThis.Array.isArray(object?.backends)
+        ? object.backends.map((e: any) => BackendStats.fromJSON(e))
+        : [],
     };
   },
 
@@ -2030,6 +2395,9 @@ export const RouteStats: MessageFns<RouteStats> = {
         });
       }
     }
+    if (message.backends?.length) {
+      obj.backends = message.backends.map((e) => BackendStats.toJSON(e));
+    }
     return obj;
   },
 
@@ -2052,6 +2420,7 @@ export const RouteStats: MessageFns<RouteStats> = {
       },
       {},
     );
+    message.backends = object.backends?.map((e) => BackendStats.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2137,6 +2506,167 @@ export const RouteStats_EndsEntry: MessageFns<RouteStats_EndsEntry> = {
     const message = createBaseRouteStats_EndsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseBackendStats(): BackendStats {
+  return { addr: "", up: false, connectionsTotal: 0, failuresTotal: 0, connectionsActive: 0, weight: 0 };
+}
+
+export const BackendStats: MessageFns<BackendStats> = {
+  encode(message: BackendStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.addr !== "") {
+      writer.uint32(10).string(message.addr);
+    }
+    if (message.up !== false) {
+      writer.uint32(16).bool(message.up);
+    }
+    if (message.connectionsTotal !== 0) {
+      writer.uint32(24).uint64(message.connectionsTotal);
+    }
+    if (message.failuresTotal !== 0) {
+      writer.uint32(32).uint64(message.failuresTotal);
+    }
+    if (message.connectionsActive !== 0) {
+      writer.uint32(40).uint64(message.connectionsActive);
+    }
+    if (message.weight !== 0) {
+      writer.uint32(48).uint32(message.weight);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackendStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackendStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.addr = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.up = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.connectionsTotal = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.failuresTotal = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.connectionsActive = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.weight = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackendStats {
+    return {
+      addr: isSet(object.addr) ? globalThis.String(object.addr) : "",
+      up: isSet(object.up) ? globalThis.Boolean(object.up) : false,
+      connectionsTotal: isSet(object.connectionsTotal)
+        ? globalThis.Number(object.connectionsTotal)
+        : isSet(object.connections_total)
+        ? globalThis.Number(object.connections_total)
+        : 0,
+      failuresTotal: isSet(object.failuresTotal)
+        ? globalThis.Number(object.failuresTotal)
+        : isSet(object.failures_total)
+        ? globalThis.Number(object.failures_total)
+        : 0,
+      connectionsActive: isSet(object.connectionsActive)
+        ? globalThis.Number(object.connectionsActive)
+        : isSet(object.connections_active)
+        ? globalThis.Number(object.connections_active)
+        : 0,
+      weight: isSet(object.weight) ? globalThis.Number(object.weight) : 0,
+    };
+  },
+
+  toJSON(message: BackendStats): unknown {
+    const obj: any = {};
+    if (message.addr !== "") {
+      obj.addr = message.addr;
+    }
+    if (message.up !== false) {
+      obj.up = message.up;
+    }
+    if (message.connectionsTotal !== 0) {
+      obj.connectionsTotal = Math.round(message.connectionsTotal);
+    }
+    if (message.failuresTotal !== 0) {
+      obj.failuresTotal = Math.round(message.failuresTotal);
+    }
+    if (message.connectionsActive !== 0) {
+      obj.connectionsActive = Math.round(message.connectionsActive);
+    }
+    if (message.weight !== 0) {
+      obj.weight = Math.round(message.weight);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BackendStats>): BackendStats {
+    return BackendStats.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BackendStats>): BackendStats {
+    const message = createBaseBackendStats();
+    message.addr = object.addr ?? "";
+    message.up = object.up ?? false;
+    message.connectionsTotal = object.connectionsTotal ?? 0;
+    message.failuresTotal = object.failuresTotal ?? 0;
+    message.connectionsActive = object.connectionsActive ?? 0;
+    message.weight = object.weight ?? 0;
     return message;
   },
 };
@@ -2979,7 +3509,7 @@ export const ExplainLimits: MessageFns<ExplainLimits> = {
 };
 
 function createBaseExplainRoute(): ExplainRoute {
-  return { matched: "", route: undefined };
+  return { matched: "", route: undefined, backends: [] };
 }
 
 export const ExplainRoute: MessageFns<ExplainRoute> = {
@@ -2989,6 +3519,9 @@ export const ExplainRoute: MessageFns<ExplainRoute> = {
     }
     if (message.route !== undefined) {
       Route.encode(message.route, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.backends) {
+      BackendStats.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -3022,6 +3555,14 @@ export const ExplainRoute: MessageFns<ExplainRoute> = {
             message.route = Route.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.backends.push(BackendStats.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3038,6 +3579,9 @@ export const ExplainRoute: MessageFns<ExplainRoute> = {
     return {
       matched: isSet(object.matched) ? globalThis.String(object.matched) : "",
       route: isSet(object.route) ? Route.fromJSON(object.route) : undefined,
+      backends: globalThis.Array.isArray(object?.backends)
+        ? object.backends.map((e: any) => BackendStats.fromJSON(e))
+        : [],
     };
   },
 
@@ -3049,6 +3593,9 @@ export const ExplainRoute: MessageFns<ExplainRoute> = {
     if (message.route !== undefined) {
       obj.route = Route.toJSON(message.route);
     }
+    if (message.backends?.length) {
+      obj.backends = message.backends.map((e) => BackendStats.toJSON(e));
+    }
     return obj;
   },
 
@@ -3059,6 +3606,7 @@ export const ExplainRoute: MessageFns<ExplainRoute> = {
     const message = createBaseExplainRoute();
     message.matched = object.matched ?? "";
     message.route = (object.route !== undefined && object.route !== null) ? Route.fromPartial(object.route) : undefined;
+    message.backends = object.backends?.map((e) => BackendStats.fromPartial(e)) || [];
     return message;
   },
 };

@@ -5,7 +5,7 @@ import type { ExplainRequest, Explanation } from "../../domain/reports.ts";
 import { UsageError } from "../errors.ts";
 import { connectionArgs, printJson, withClient } from "./connection.ts";
 import { rejectUnknownFlags } from "./flags.ts";
-import { routeTags } from "./routes.ts";
+import { formatBackends, routeTags } from "./routes.ts";
 
 function limitText(value: number): string {
   return value === 0 ? "unlimited" : String(value);
@@ -18,7 +18,7 @@ export function formatExplanation(request: ExplainRequest, explanation: Explanat
   const routeText =
     route.route === null
       ? "none"
-      : `${route.matched} ${route.route.hostname} -> ${route.route.backend} (${[
+      : `${route.matched} ${route.route.hostname} -> ${formatBackends(route.route)} (${[
           route.route.mode,
           ...routeTags(route.route),
         ].join(", ")})`;
@@ -37,6 +37,16 @@ export function formatExplanation(request: ExplainRequest, explanation: Explanat
       `listener ${limits.admitted}/${limitText(limits.maxConnections)}, this client ${limits.fromClient}/${limitText(limits.maxConnectionsPerIp)}: ${limits.wouldExceed ? "over a limit" : "within limits"}`,
     ],
     ["route", routeText],
+    ...(route.backends.length > 1 || route.backends.some((backend) => !backend.up)
+      ? [
+          [
+            "backends",
+            route.backends
+              .map((backend) => `${backend.addr} ${backend.up ? "up" : "down"}`)
+              .join(", "),
+          ] as [string, string],
+        ]
+      : []),
     ["decision", explanation.decision],
     ["explanation", explanation.explanation],
   ];
@@ -63,12 +73,22 @@ export function explanationJson(request: ExplainRequest, explanation: Explanatio
     },
     route: {
       matched: route.matched,
+      backends: route.backends.map((backend) => ({
+        addr: backend.addr,
+        weight: backend.weight,
+        up: backend.up,
+        connections_active: backend.connectionsActive,
+      })),
       route:
         route.route === null
           ? null
           : {
               hostname: route.route.hostname,
               backend: route.route.backend,
+              backends: route.route.backends,
+              balance: route.route.balance,
+              health_check: route.route.healthCheck,
+              health_check_path: route.route.healthCheckPath,
               mode: route.route.mode,
               tls_cert: route.route.tlsCert,
               tls_key: route.route.tlsKey,

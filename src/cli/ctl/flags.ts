@@ -42,3 +42,23 @@ export function rejectUnknownFlags(
     if (takesValue && inlineValue === undefined) i++;
   }
 }
+
+/**
+ * Every value of a flag that may be repeated (`--backend a --backend b`, `--backend=a`): citty
+ * keeps only the last one.
+ */
+export function repeatedFlag(rawArgs: readonly string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === "--") break;
+    if (arg === `--${name}`) {
+      const value = rawArgs[i + 1];
+      if (value !== undefined) values.push(value);
+      i++;
+    } else if (arg.startsWith(`--${name}=`)) {
+      values.push(arg.slice(name.length + 3));
+    }
+  }
+  return values;
+}

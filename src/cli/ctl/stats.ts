@@ -34,7 +34,10 @@ function countCells(counts: TrafficCounts): string[] {
   ];
 }
 
-/** Three tables, a blank line apart: listeners, routes (by listener), firewall rules with hits. */
+/**
+ * Four tables, a blank line apart: listeners, routes (by listener), backends (by route),
+ * firewall rules with hits.
+ */
 export function formatStatsTables(stats: StatsSnapshot): string {
   const listeners = alignColumns([
     ["LISTENER", ...COUNT_HEADER],
@@ -46,11 +49,27 @@ export function formatStatsTables(stats: StatsSnapshot): string {
       listener.routes.map((route) => [listener.addr, route.hostname, ...countCells(route)]),
     ),
   ]);
+  const backends = alignColumns([
+    ["LISTENER", "ROUTE", "BACKEND", "STATE", "TOTAL", "ACTIVE", "FAILURES"],
+    ...stats.listeners.flatMap((listener) =>
+      listener.routes.flatMap((route) =>
+        route.backends.map((backend) => [
+          listener.addr,
+          route.hostname,
+          backend.addr,
+          backend.up ? "up" : "down",
+          String(backend.connectionsTotal),
+          String(backend.connectionsActive),
+          String(backend.failuresTotal),
+        ]),
+      ),
+    ),
+  ]);
   const rules = alignColumns([
     ["RULE_TYPE", "RULE", "HITS"],
     ...stats.firewallHits.map(({ rule, hits }) => [rule.type, rule.value, String(hits)]),
   ]);
-  return `${[listeners, routes, rules].map((lines) => lines.join("\n")).join("\n\n")}\n`;
+  return `${[listeners, routes, backends, rules].map((lines) => lines.join("\n")).join("\n\n")}\n`;
 }
 
 function countsJson(counts: TrafficCounts) {
@@ -69,7 +88,18 @@ export function statsJson(stats: StatsSnapshot) {
     listeners: stats.listeners.map((listener) => ({
       addr: listener.addr,
       ...countsJson(listener),
-      routes: listener.routes.map((route) => ({ hostname: route.hostname, ...countsJson(route) })),
+      routes: listener.routes.map((route) => ({
+        hostname: route.hostname,
+        ...countsJson(route),
+        backends: route.backends.map((backend) => ({
+          addr: backend.addr,
+          weight: backend.weight,
+          up: backend.up,
+          connections_total: backend.connectionsTotal,
+          failures_total: backend.failuresTotal,
+          connections_active: backend.connectionsActive,
+        })),
+      })),
     })),
     firewall_hits: stats.firewallHits.map(({ rule, hits }) => ({ rule, hits })),
   };

@@ -43,6 +43,11 @@ export const ctlStatusCommand = defineCommand({
               started_at: worker.startedAt.toISOString(),
             })),
           }),
+      backends_down: status.backendsDown.map((down) => ({
+        listener_addr: down.listenerAddr,
+        hostname: down.hostname,
+        backend: down.backend,
+      })),
     });
   },
 });
