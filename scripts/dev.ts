@@ -1,10 +1,15 @@
 // `bun run dev`: a working proxy on a self-contained example — two TLS backends, certificates
-// made on the spot, mc-proxy routing between them, and the admin API over mTLS.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+// made on the spot, mc-proxy routing between them, and the admin API over mTLS. The database
+// (.dev/mc-proxy.db) is kept across runs; `bun run dev --fresh` starts it over from the TOML.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, relative, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dir, "..");
-const DIR = join(ROOT, ".dev");
+const DIR = resolve(process.env.MC_PROXY_DEV_DIR ?? join(ROOT, ".dev"));
+const FRESH = process.argv.includes("--fresh");
+/** How the printed commands name DIR: relative to the checkout, where they are run. */
+const SHOWN_DIR = relative(ROOT, DIR) || ".";
 const PORT = Number(process.env.MC_PROXY_DEV_PORT ?? 8443);
 const ADMIN_PORT = Number(process.env.MC_PROXY_DEV_ADMIN_PORT ?? 9090);
 const BACKEND_PORT = Number(process.env.MC_PROXY_DEV_BACKEND_PORT ?? 18443);
@@ -88,14 +93,49 @@ function startBackend(name: string, port: number) {
   });
 }
 
+/** Resolves with the ports (of `wanted`) that something else already holds. */
+async function takenPorts<T extends { port: number }>(wanted: T[]): Promise<T[]> {
+  const taken: T[] = [];
+  for (const entry of wanted) {
+    const free = await new Promise<boolean>((done) => {
+      const probe = createServer();
+      probe.once("error", () => done(false));
+      probe.listen({ port: entry.port, host: "127.0.0.1", exclusive: true }, () =>
+        probe.close(() => done(true)),
+      );
+    });
+    if (!free) taken.push(entry);
+  }
+  return taken;
+}
+
+const taken = await takenPorts([
+  { port: PORT, what: "the listener", variable: "MC_PROXY_DEV_PORT" },
+  { port: ADMIN_PORT, what: "the admin API", variable: "MC_PROXY_DEV_ADMIN_PORT" },
+  ...NAMES.map((name, i) => ({
+    port: BACKEND_PORT + i,
+    what: `backend ${name}`,
+    variable: "MC_PROXY_DEV_BACKEND_PORT",
+  })),
+]);
+if (taken.length > 0) {
+  // One line, no stack: which port, for what, and the variable that moves it.
+  const ports = taken.map(({ port, what }) => `${port} (${what})`).join(", ");
+  const variables = [...new Set(taken.map(({ variable }) => `${variable}=<port>`))].join(" ");
+  console.error(
+    `dev: port ${ports} already in use; choose others: ${variables} bun run dev (MC_PROXY_DEV_BACKEND_PORT takes it and the next port)`,
+  );
+  process.exit(1);
+}
+
 mkdirSync(DIR, { recursive: true, mode: 0o700 });
 makeCertificates();
 const backends = NAMES.map((name, i) => ({ name, server: startBackend(name, BACKEND_PORT + i) }));
 const config = join(DIR, "mc-proxy.toml");
 writeFileSync(
   config,
-  `# Written by scripts/dev.ts on every start. The database (.dev/mc-proxy.db) keeps routes
-# added through the admin API; delete it to re-seed from this file.
+  `# Written by scripts/dev.ts on every start. The database (mc-proxy.db beside this file) keeps
+# routes added through the admin API across runs; \`bun run dev --fresh\` starts it over from here.
 [database]
 path = "mc-proxy.db"
 
@@ -119,16 +159,29 @@ client_cert = "admin-client.pem"
 client_key = "admin-client-key.pem"
 `,
 );
-// The dev database remembers the backends' ports of an earlier run; they change every start.
-for (const suffix of ["", "-wal", "-shm"])
-  Bun.spawnSync(["rm", "-f", join(DIR, `mc-proxy.db${suffix}`)]);
+const database = join(DIR, "mc-proxy.db");
+const databaseState = FRESH ? "started over" : existsSync(database) ? "kept" : "new";
+if (FRESH) {
+  for (const suffix of ["", "-wal", "-shm"]) rmSync(`${database}${suffix}`, { force: true });
+} else if (existsSync(database)) {
+  // Kept: routes added through the admin API stay. The backends' ports may have changed since
+  // (MC_PROXY_DEV_BACKEND_PORT): the TOML's routes are applied over the database's, nothing removed.
+  const applied = Bun.spawnSync(
+    [process.execPath, join(ROOT, "src/cmd/mc-proxy.ts"), "config", "apply", "-c", config],
+    { stdout: "ignore", stderr: "pipe" },
+  );
+  if (applied.exitCode !== 0) {
+    console.error(`dev: mc-proxy config apply failed:\n${applied.stderr}`);
+    process.exit(1);
+  }
+}
 
 console.error(`
-mc-proxy dev: listener 127.0.0.1:${PORT}, admin API 127.0.0.1:${ADMIN_PORT} (mTLS)
-  try:  curl --cacert .dev/ca.pem https://alpha.localhost:${PORT}/
-        curl --cacert .dev/ca.pem https://beta.localhost:${PORT}/
-        bun src/cmd/mc-proxy.ts status -c .dev/mc-proxy.toml
-        bun src/cmd/mcproxyctl.ts routes list -c .dev/mc-proxy.toml
+mc-proxy dev: listener 127.0.0.1:${PORT}, admin API 127.0.0.1:${ADMIN_PORT} (mTLS), database ${databaseState} (--fresh starts over)
+  try:  curl --cacert ${SHOWN_DIR}/ca.pem https://alpha.localhost:${PORT}/
+        curl --cacert ${SHOWN_DIR}/ca.pem https://beta.localhost:${PORT}/
+        bun src/cmd/mc-proxy.ts status -c ${SHOWN_DIR}/mc-proxy.toml
+        bun src/cmd/mcproxyctl.ts routes list -c ${SHOWN_DIR}/mc-proxy.toml
   (*.localhost resolves to 127.0.0.1 in curl) Ctrl-C stops everything.
 `);
 const proxy = Bun.spawn(

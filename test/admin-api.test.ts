@@ -469,6 +469,8 @@ describe("start-up failures name what is wrong", () => {
       clientCa: kind === "noCa" ? "/nonexistent/ca.pem" : certs.ca,
       clientCert: "",
       clientKey: "",
+      insecure: false,
+      serverCa: "",
     };
     const error = await startAdminServer({
       grpc: grpcConfig,
@@ -576,6 +578,8 @@ describe("without client_ca", () => {
       clientCa: "",
       clientCert: "",
       clientKey: "",
+      insecure: false,
+      serverCa: "",
     });
     expect(options).toMatchObject({ ca: selfSigned.cert, cert: undefined, key: undefined });
     const client = AdminClient.connect(options);

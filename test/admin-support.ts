@@ -108,6 +108,8 @@ export async function startAdminFixture(
       clientCa: certs.ca,
       clientCert: "",
       clientKey: "",
+      insecure: false,
+      serverCa: "",
       ...options.grpc,
     },
     store,

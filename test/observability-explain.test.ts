@@ -341,6 +341,8 @@ describe("the counter snapshot", () => {
       hello_timeout: 0,
       dial_failed: 0,
       idle_timeout: 0,
+      header_timeout: 0,
+      body_timeout: 0,
       shutdown: 0,
       closed: 0,
       worker_exited: 0,

@@ -57,8 +57,8 @@ function worldReadableDir(prefix: string): string {
 }
 
 /**
- * The fatal line is the last one; before it only info lines may come (the database is seeded
- * before the listeners bind), and never "mc-proxy started".
+ * The fatal line is the last one; before it only info lines may come (a failed start logs
+ * nothing before it today, since nothing is committed), and never "mc-proxy started".
  */
 function fatalLine(stderr: string): string {
   const lines = stderr.trimEnd().split("\n");

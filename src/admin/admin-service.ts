@@ -8,7 +8,7 @@ import { validateFirewallRule } from "../config/firewall-rule.ts";
 import { normalizeHostname, validateRoute } from "../config/route.ts";
 import type { FirewallRule, RouteSpec } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
-import { CertificateError } from "../runtime/certificates.ts";
+import { CertificateError, preloadRouteCertificate } from "../runtime/certificates.ts";
 import { ExplainError, explain } from "../runtime/explain.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import type { RuntimeChange, RuntimeUpdates } from "../runtime/runtime-updates.ts";
@@ -134,14 +134,19 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       return { routes: store.routes(addr).map(routeToProto) };
     }),
 
-    addRoute: unary("AddRoute", logger, (request, peer) => {
+    addRoute: unary("AddRoute", logger, async (request, peer) => {
       if (request.route === undefined) throw invalidArgument("route is required");
       const result = validateRoute(routeInputFromProto(request.route));
       if ("error" in result) throw invalidArgument(result.error);
       const route = result.route;
       // An l7 route's certificate is loaded (into the runtime's cache) first: one that cannot be
       // loaded would commit, then fail to apply (and fail the next start). Refuse it first.
-      if (route.mode === "l7") checkRouteCertificate(runtime, route);
+      // The files are read off the event loop first (regular files of at most 1 MiB only):
+      // a path is admin input, and a FIFO or /dev/zero must not stall or grow the process.
+      if (route.mode === "l7") {
+        await preloadCertificate(route);
+        checkRouteCertificate(runtime, route);
+      }
       const addr = requireListener(request.listenerAddr);
       store.addRoute(addr, route);
       const applied = applyRoutes(addr);
@@ -212,6 +217,17 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
   };
 }
 
+async function preloadCertificate(route: RouteSpec): Promise<void> {
+  try {
+    await preloadRouteCertificate(route.tlsCert, route.tlsKey);
+  } catch (error) {
+    if (error instanceof CertificateError) {
+      throw invalidArgument(`route ${route.hostname}: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
 /** INVALID_ARGUMENT naming the route and the path when its certificate or key cannot be used. */
 function checkRouteCertificate(
   runtime: Pick<Runtime, "checkRouteCertificate">,
@@ -267,9 +283,14 @@ function unary<Req, Res>(
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const peer = call.getPeer();
-    const refuse = (error: unknown) => {
+    const refuse = (error: unknown): void => {
       const refusal = toStatus(error);
-      if (refusal.code === status.INTERNAL) {
+      // A database file gone from under the server is the operator's emergency, not a
+      // caller's mistake: ERROR, like an internal failure.
+      if (
+        refusal.code === status.INTERNAL ||
+        (error instanceof StoreError && error.code === "file_replaced")
+      ) {
         logger.error("admin call failed", { rpc, peer, error: describe(error) });
       } else {
         logger.info("admin call refused", {
@@ -302,6 +323,9 @@ function toStatus(error: unknown): { code: status; details: string } {
     details = error.message;
   } else if (error instanceof ExplainError) {
     code = error.code === "not_found" ? status.NOT_FOUND : status.INVALID_ARGUMENT;
+    details = error.message;
+  } else if (error instanceof StoreError && error.code === "file_replaced") {
+    code = status.FAILED_PRECONDITION;
     details = error.message;
   } else if (error instanceof StoreError && error.code !== "io") {
     code = error.code === "not_found" ? status.NOT_FOUND : status.ALREADY_EXISTS;

@@ -4,5 +4,7 @@ export {
   type AdminServer,
   AdminServerError,
   type AdminServerOptions,
+  type BoundAdminServer,
+  bindAdminServer,
   startAdminServer,
 } from "./server.ts";

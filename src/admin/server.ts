@@ -45,21 +45,36 @@ export interface AdminServer {
  * client without a certificate signed by it; without it, the server is TLS-only (any client).
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
-  const { grpc } = options;
+  const bound = await bindAdminServer(options.grpc);
+  bound.serve(options);
+  return bound;
+}
+
+/** An admin API that is bound (certificates checked, port taken) but serves nothing yet. */
+export interface BoundAdminServer extends AdminServer {
+  /** Adds the services: calls are answered from now on. */
+  serve(options: Omit<AdminServerOptions, "grpc">): void;
+}
+
+/**
+ * The first half of startAdminServer, for a start-up that must know the admin API can run
+ * (readable certificates, a free address) before it writes the database. Until serve(), a call
+ * is answered UNIMPLEMENTED.
+ */
+export async function bindAdminServer(grpc: GrpcConfig): Promise<BoundAdminServer> {
   const credentials = serverCredentials(grpc);
-  const index = new DescriptorIndex(Buffer.from(DESCRIPTOR_SET_BASE64, "base64"));
   const openStreams = new Set<{ end(): void }>();
-
   const server = new Server();
-  server.addService(ProxyAdminServiceService, createAdminService(options));
-  addHealthService(server, [ADMIN_SERVICE_NAME], openStreams);
-  addReflectionServices(server, index, index.serviceNames(), openStreams);
-
   const port = await bind(server, grpc.addr, credentials);
-
   let stopping: Promise<void> | null = null;
   return {
     port,
+    serve(options) {
+      const index = new DescriptorIndex(Buffer.from(DESCRIPTOR_SET_BASE64, "base64"));
+      server.addService(ProxyAdminServiceService, createAdminService(options));
+      addHealthService(server, [ADMIN_SERVICE_NAME], openStreams);
+      addReflectionServices(server, index, index.serviceNames(), openStreams);
+    },
     stop: () => {
       stopping ??= shutdown(server, openStreams);
       return stopping;

@@ -20,3 +20,12 @@ export function exitCodeFor(error: unknown): number {
   }
   return 1;
 }
+
+/** Ends a command with this exit code and nothing more printed (it printed its own output). */
+export class CommandExit extends Error {
+  override readonly name: string = "CommandExit";
+
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
+}

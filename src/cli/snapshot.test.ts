@@ -74,8 +74,8 @@ test.each<[string, () => string[], () => RegExp]>([
   ],
   [
     "-o, absolute",
-    () => ["-c", configPath, "-o", join(dir, "out", "x.db")],
-    () => new RegExp(`^${join(dir, "out", "x.db")}$`),
+    () => ["-c", configPath, "-o", join(dir, "x.db")],
+    () => new RegExp(`^${join(dir, "x.db")}$`),
   ],
   [
     "-o, relative to the working directory",
@@ -103,6 +103,14 @@ test.each<[string, () => string[], number, () => string]>([
     2,
     () => `snapshot ${join(dir, "taken.db")} already exists: refusing to overwrite it`,
   ],
+  // Issue 23, item 11: no directory chain is created for an -o.
+  [
+    "an -o in a directory that does not exist",
+    () => ["-c", configPath, "-o", join(dir, "no", "such", "dir", "x.db")],
+    2,
+    () =>
+      `snapshot ${join(dir, "no", "such", "dir", "x.db")}: directory ${join(dir, "no", "such", "dir")} does not exist`,
+  ],
   ["a missing config file", () => ["-c", join(dir, "nope.toml")], 2, () => join(dir, "nope.toml")],
   ["no -c", () => [], 2, () => "config"],
 ])("refuses %s with its exit code", async (_name, args, code, message) => {
@@ -114,6 +122,7 @@ test.each<[string, () => string[], number, () => string]>([
   expect(result.stderr).toContain(message());
   if (existsSync(join(dir, "taken.db")))
     expect(readFileSync(join(dir, "taken.db"), "utf8")).toBe("keep");
+  expect(existsSync(join(dir, "no"))).toBe(false);
 });
 
 test("a database that does not exist yet is exit 1, named, and not created", async () => {

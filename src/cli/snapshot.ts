@@ -1,5 +1,6 @@
 // `mc-proxy snapshot -c <config> [-o <path>]`: online backup of the database (SPEC §1).
-import { resolve } from "node:path";
+import { statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { defineCommand } from "citty";
 import { loadConfig } from "../config/load-config.ts";
 import { StoreError } from "../store/errors.ts";
@@ -24,8 +25,14 @@ export const snapshotCommand = defineCommand({
       type: "string",
       alias: "o",
       description:
-        "where to write; default <dir of database.path>/backups/mc-proxy-<UTC yyyymmddThhmmssZ>.db. Never overwritten",
+        "where to write; default <dir of database.path>/backups/mc-proxy-<UTC yyyymmddThhmmssZ>.db. An existing file is refused unless --force",
       valueHint: "path",
+    },
+    force: {
+      type: "boolean",
+      description:
+        "replace an existing file at the -o path (the old one stays whole until the new copy is complete)",
+      default: false,
     },
   },
   async run({ args }) {
@@ -33,9 +40,17 @@ export const snapshotCommand = defineCommand({
     const config = await loadConfig(args.config);
     const databasePath = config.database.path;
     const destination = resolve(args.output || defaultSnapshotPath(databasePath, new Date()));
+    // Only the default backups directory is created: an -o elsewhere whose directory does not
+    // exist is the user's mistake (exit 2), not a chain of directories to make.
+    if (args.output && !isDirectory(dirname(destination))) {
+      throw new UsageError(
+        `snapshot ${destination}: directory ${dirname(destination)} does not exist (create it first; only the default backups directory is created)`,
+      );
+    }
     try {
       // Read-only and without migrations: a backup must not change what it copies.
-      snapshotDatabaseFile(databasePath, destination);
+      // Only the default backups directory is created; an -o elsewhere needs its directory.
+      snapshotDatabaseFile(databasePath, destination, { overwrite: args.force });
     } catch (error) {
       if (!(error instanceof StoreError)) throw error;
       // An -o that names an existing file is the user's mistake; a clash on the default name
@@ -48,3 +63,11 @@ export const snapshotCommand = defineCommand({
     process.stdout.write(`${destination}\n`);
   },
 });
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}

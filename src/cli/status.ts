@@ -3,6 +3,7 @@ import { defineCommand } from "citty";
 import { AdminCallError, AdminClient, connectOptionsFromGrpcConfig } from "../client/index.ts";
 import { loadConfig } from "../config/load-config.ts";
 import type { RuntimeStatus } from "../domain/reports.ts";
+import { withConnectHint } from "./admin-hints.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
 
 /** `4h32m10s`, `32m10s`, `10s` (as Go prints a duration, truncated to whole seconds). */
@@ -111,8 +112,12 @@ export const statusCommand = defineCommand({
       process.stdout.write(formatStatus(status, new Date()));
     } catch (error) {
       if (error instanceof AdminCallError) {
+        const hinted = withConnectHint(error, {
+          presentsCertificate: client.presentsCertificate,
+          configPath: config.sourcePath,
+        }) as AdminCallError;
         throw new RuntimeError(
-          `status: cannot get the status from the admin API at ${addr} (dialled ${client.target}): ${error.codeName}: ${error.details}`,
+          `status: cannot get the status from the admin API at ${addr} (dialled ${client.target}): ${hinted.codeName}: ${hinted.details}`,
           { cause: error },
         );
       }

@@ -26,11 +26,13 @@ test.each([
 ])("with client_ca %j the server is verified against %s", (clientCa, ca) => {
   const options = connectOptionsFromGrpcConfig({
     addr: "127.0.0.1:9090",
+    insecure: false,
     tlsCert: "/server.pem",
     tlsKey: "/server-key.pem",
     clientCa,
     clientCert: "/admin.pem",
     clientKey: "/admin-key.pem",
+    serverCa: "",
   });
   expect(options).toEqual({
     addr: "127.0.0.1:9090",

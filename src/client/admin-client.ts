@@ -1,4 +1,5 @@
 // The one typed client of the admin API, used by `mc-proxy status` and `mcproxyctl`.
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
@@ -31,6 +32,8 @@ export interface AdminConnectOptions {
   addr: string;
   /** PEM file of the CA (or the pinned self-signed certificate) that verifies the server. */
   ca: string;
+  /** With `ca` "": verify the server against the system's trusted CAs. */
+  systemTrust?: boolean;
   /** PEM client certificate and key, for a server that requires mTLS. Both or neither. */
   cert?: string;
   key?: string;
@@ -78,17 +81,34 @@ export class AdminConnectError extends Error {
 
 /**
  * What `status` and `mcproxyctl -c` use from a config's [grpc] section. The server is verified
- * against `client_ca` when set (one private CA signs the server's and the clients'
- * certificates), else against `tls_cert` itself, pinned as a self-signed certificate. The
+ * against the CA that signs it: `server_ca` when set; else `client_ca` (the usual layout: one
+ * private CA signs the server's and the clients' certificates); else `tls_cert` itself when it
+ * is self-signed (pinned); else the system's trusted CAs (a publicly issued certificate). The
  * client presents `client_cert`/`client_key` when set.
  */
 export function connectOptionsFromGrpcConfig(grpc: GrpcConfig): AdminConnectOptions {
-  return {
-    addr: grpc.addr,
-    ca: grpc.clientCa !== "" ? grpc.clientCa : grpc.tlsCert,
-    cert: grpc.clientCert || undefined,
-    key: grpc.clientKey || undefined,
-  };
+  const identity = { cert: grpc.clientCert || undefined, key: grpc.clientKey || undefined };
+  if (grpc.serverCa !== "") return { addr: grpc.addr, ca: grpc.serverCa, ...identity };
+  if (grpc.clientCa !== "") return { addr: grpc.addr, ca: grpc.clientCa, ...identity };
+  if (isSignedByAnother(grpc.tlsCert)) {
+    return { addr: grpc.addr, ca: "", systemTrust: true, ...identity };
+  }
+  return { addr: grpc.addr, ca: grpc.tlsCert, ...identity };
+}
+
+/**
+ * True when the first certificate in the file is readable and not self-signed: pinning it as a
+ * trust anchor would fail with "unable to verify the first certificate". Unreadable: false (the
+ * connect then names the file).
+ */
+function isSignedByAnother(certPath: string): boolean {
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(readFileSync(certPath));
+  } catch {
+    return false;
+  }
+  return !(certificate.checkIssued(certificate) && certificate.verify(certificate.publicKey));
 }
 
 /**
@@ -146,6 +166,8 @@ export class AdminClient {
     /** What was dialled, for messages. */
     readonly target: string,
     private readonly deadlineMs: number,
+    /** Whether this client presents a certificate (for the hint when the server wants one). */
+    readonly presentsCertificate: boolean,
   ) {}
 
   /** Creates the channel; nothing is sent until the first call (which then connects). */
@@ -155,11 +177,13 @@ export class AdminClient {
         `client certificate ${JSON.stringify(options.cert ?? "")} and key ${JSON.stringify(options.key ?? "")}: give both or neither`,
       );
     }
-    if (!options.ca) throw new AdminConnectError("a CA file to verify the server is required");
+    if (!options.ca && !options.systemTrust) {
+      throw new AdminConnectError("a CA file to verify the server is required");
+    }
     const target = dialTarget(options.addr);
     const ipHost = ipLiteralHost(target);
     const channel = credentials.createSsl(
-      readPem("CA", options.ca),
+      options.ca ? readPem("CA", options.ca) : null,
       options.key ? readPem("client key", options.key) : null,
       options.cert ? readPem("client certificate", options.cert) : null,
       ipHost === null
@@ -174,7 +198,12 @@ export class AdminClient {
       channel,
       ipHost === null ? {} : { "grpc.ssl_target_name_override": IP_TARGET_SERVER_NAME },
     );
-    return new AdminClient(client, target, options.deadlineMs ?? DEFAULT_DEADLINE_MS);
+    return new AdminClient(
+      client,
+      target,
+      options.deadlineMs ?? DEFAULT_DEADLINE_MS,
+      Boolean(options.cert),
+    );
   }
 
   /** One listener's routes; with no listener, every listener's (the list from GetStatus). */

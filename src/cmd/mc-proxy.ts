@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
 // Entry point of `mc-proxy`: wires the subcommands, nothing else.
 import { defineCommand } from "citty";
-import { runCli } from "../cli/run.ts";
+import { configCommand } from "../cli/config/index.ts";
+import { exitWhenFlushed, runCli } from "../cli/run.ts";
 import { serverCommand } from "../cli/server.ts";
 import { snapshotCommand } from "../cli/snapshot.ts";
 import { statusCommand } from "../cli/status.ts";
@@ -14,8 +15,9 @@ const main = defineCommand({
     server: serverCommand,
     status: statusCommand,
     snapshot: snapshotCommand,
+    config: configCommand,
     version: versionCommand("mc-proxy"),
   },
 });
 
-process.exit(await runCli(main, "mc-proxy", process.argv.slice(2)));
+await exitWhenFlushed(await runCli(main, "mc-proxy", process.argv.slice(2)));

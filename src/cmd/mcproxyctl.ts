@@ -8,7 +8,7 @@ import {
   routesCommand,
   statsCommand,
 } from "../cli/ctl/index.ts";
-import { runCli } from "../cli/run.ts";
+import { exitWhenFlushed, runCli } from "../cli/run.ts";
 import { versionCommand } from "../cli/version.ts";
 import { VERSION } from "../version.ts";
 
@@ -24,4 +24,4 @@ const main = defineCommand({
   },
 });
 
-process.exit(await runCli(main, "mcproxyctl", process.argv.slice(2)));
+await exitWhenFlushed(await runCli(main, "mcproxyctl", process.argv.slice(2)));

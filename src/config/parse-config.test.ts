@@ -100,6 +100,8 @@ test("the SPEC §2 example parses into the exact Config", () => {
       clientCa: "/srv/mc-proxy/certs/ca.pem",
       clientCert: "/srv/mc-proxy/certs/admin.pem",
       clientKey: "/srv/mc-proxy/certs/admin-key.pem",
+      insecure: false,
+      serverCa: "",
     },
     firewall: {
       geoipDb: "/srv/mc-proxy/GeoLite2-Country.mmdb",
@@ -114,6 +116,8 @@ test("the SPEC §2 example parses into the exact Config", () => {
     proxy: {
       connectTimeoutMs: 5_000,
       helloTimeoutMs: 10_000,
+      headerTimeoutMs: 30_000,
+      bodyIdleTimeoutMs: 60_000,
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
       ...HEALTH_DEFAULTS,
@@ -218,6 +222,8 @@ backend_ca = "ca/backends.pem"
       clientCa: "",
       clientCert: "",
       clientKey: "",
+      insecure: false,
+      serverCa: "",
     },
     firewall: {
       geoipDb: "/etc/geo/Country.mmdb",
@@ -233,6 +239,8 @@ backend_ca = "ca/backends.pem"
     proxy: {
       connectTimeoutMs: 1_500,
       helloTimeoutMs: 90_000,
+      headerTimeoutMs: 30_000,
+      bodyIdleTimeoutMs: 60_000,
       idleTimeoutMs: 3_600_000,
       shutdownTimeoutMs: 120_000,
       ...HEALTH_DEFAULTS,
@@ -265,6 +273,8 @@ test("absent sections and keys take the SPEC §2 defaults", () => {
     proxy: {
       connectTimeoutMs: 5_000,
       helloTimeoutMs: 10_000,
+      headerTimeoutMs: 30_000,
+      bodyIdleTimeoutMs: 60_000,
       idleTimeoutMs: 300_000,
       shutdownTimeoutMs: 30_000,
       ...HEALTH_DEFAULTS,
@@ -619,6 +629,22 @@ test.each([
     `${LISTENER}[grpc]\naddr = ":9090"\n`,
     'grpc.addr ":9090": missing host',
   ],
+  // Issue 23, item 3: the admin API off loopback needs mTLS unless insecure is written.
+  [
+    "grpc on every interface without client_ca",
+    `${LISTENER}[grpc]\naddr = "0.0.0.0:9090"\ntls_cert = "c"\ntls_key = "k"\n`,
+    'grpc.addr "0.0.0.0:9090": the admin API off loopback requires grpc.client_ca (mTLS); set grpc.insecure = true to serve it without client certificates',
+  ],
+  [
+    "grpc on a LAN address without client_ca",
+    `${LISTENER}[grpc]\naddr = "[fd00::1]:9090"\ntls_cert = "c"\ntls_key = "k"\ninsecure = false\n`,
+    'grpc.addr "[fd00::1]:9090": the admin API off loopback requires grpc.client_ca (mTLS); set grpc.insecure = true to serve it without client certificates',
+  ],
+  [
+    "grpc.insecure not a boolean",
+    `${LISTENER}[grpc]\naddr = "0.0.0.0:9090"\ntls_cert = "c"\ntls_key = "k"\ninsecure = "yes"\n`,
+    'grpc.insecure: expected true or false, got "yes"',
+  ],
   [
     "grpc without tls_cert",
     `${LISTENER}[grpc]\naddr = "127.0.0.1:9090"\ntls_key = "k"\n`,
@@ -642,7 +668,7 @@ test.each([
   [
     "unknown grpc key",
     `${LISTENER}${GRPC}ca = "x"\n`,
-    'grpc: unknown key "ca" (allowed: addr, tls_cert, tls_key, client_ca, client_cert, client_key)',
+    'grpc: unknown key "ca" (allowed: addr, tls_cert, tls_key, client_ca, client_cert, client_key, insecure, server_ca)',
   ],
   ["empty [metrics]", `${LISTENER}[metrics]\n`, "metrics.addr is required"],
   [
@@ -794,6 +820,25 @@ describe("[proxy] workers", () => {
   ])("workers = %s is refused", (text, prefix) => {
     expect(() => parseConfig(withWorkers(text), SOURCE)).toThrow(
       `${prefix}: expected "auto" or an integer 1-64`,
+    );
+  });
+});
+
+describe("grpc.insecure (issue 23, item 3)", () => {
+  test.each([
+    ["127.0.0.1:9090", false, false],
+    ["[::1]:9090", false, false],
+    ["localhost:9090", false, false],
+    ["0.0.0.0:9090", true, true],
+  ])("%s without client_ca, insecure = %p: accepted", (addr, insecure, expected) => {
+    const text = `${LISTENER}[grpc]\naddr = "${addr}"\ntls_cert = "c"\ntls_key = "k"\n${insecure ? "insecure = true\n" : ""}`;
+    expect(parseConfig(text, "/etc/mc-proxy/mc-proxy.toml").grpc?.insecure).toBe(expected);
+  });
+
+  test("off loopback with client_ca needs no insecure", () => {
+    const text = `${LISTENER}[grpc]\naddr = "0.0.0.0:9090"\ntls_cert = "c"\ntls_key = "k"\nclient_ca = "ca.pem"\n`;
+    expect(parseConfig(text, "/etc/mc-proxy/mc-proxy.toml").grpc?.clientCa).toBe(
+      "/etc/mc-proxy/ca.pem",
     );
   });
 });

@@ -23,6 +23,7 @@ import { ConfigError } from "./config-error.ts";
 import { parseDuration } from "./duration.ts";
 import { firewallRuleKey, validateFirewallRule } from "./firewall-rule.ts";
 import { type PathResolver, readListeners } from "./listeners.ts";
+import { isLoopbackHost } from "./loopback.ts";
 import { CONFIG_KEYS, DEFAULTS } from "./schema.ts";
 import { describeValue, keyPath, quote, TableFields, type TomlTable } from "./toml-fields.ts";
 
@@ -129,6 +130,7 @@ function readGrpc(
   const clientCa = resolvePath(fields.string("client_ca", defaults.client_ca));
   const clientCert = fields.string("client_cert", defaults.client_cert);
   const clientKey = fields.string("client_key", defaults.client_key);
+  const serverCa = resolvePath(fields.string("server_ca", defaults.server_ca));
   if (clientCert !== "" && clientKey === "") {
     throw new ConfigError(
       `grpc.client_key is required when client_cert is set (${quote(clientCert)})`,
@@ -139,6 +141,14 @@ function readGrpc(
       `grpc.client_cert is required when client_key is set (${quote(clientKey)})`,
     );
   }
+  const insecure = fields.boolean("insecure", defaults.insecure);
+  // Without client_ca any TLS client may rewrite routes and the firewall: off loopback that
+  // must be asked for in so many words.
+  if (clientCa === "" && !insecure && !isLoopbackHost(addr.bind.host)) {
+    throw new ConfigError(
+      `grpc.addr ${quote(addr.addr)}: the admin API off loopback requires grpc.client_ca (mTLS); set grpc.insecure = true to serve it without client certificates`,
+    );
+  }
   return {
     config: {
       addr: addr.addr,
@@ -147,6 +157,8 @@ function readGrpc(
       clientCa,
       clientCert: resolvePath(clientCert),
       clientKey: resolvePath(clientKey),
+      insecure,
+      serverCa,
     },
     addr,
   };
@@ -195,7 +207,10 @@ function readMetrics(root: TableFields): ParsedAddress | null {
   return readAddress(fields, "addr", { allowEmptyHost: true, allowPortZero: true });
 }
 
-function readDuration(fields: TableFields, key: keyof typeof DEFAULTS.proxy): number {
+function readDuration(
+  fields: TableFields,
+  key: Exclude<keyof typeof DEFAULTS.proxy, "backend_ca">,
+): number {
   const value = fields.table[key] ?? DEFAULTS.proxy[key];
   if (typeof value !== "string") {
     throw new ConfigError(
@@ -220,6 +235,8 @@ function readProxy(root: TableFields, resolvePath: PathResolver): ProxyTimeouts 
     backendHoldDownMs: readDuration(fields, "backend_hold_down"),
     backendCa: resolvePath(fields.string("backend_ca", DEFAULTS.proxy.backend_ca)),
     workers: readWorkers(fields),
+    headerTimeoutMs: readDuration(fields, "header_timeout"),
+    bodyIdleTimeoutMs: readDuration(fields, "body_idle_timeout"),
   };
 }
 

@@ -14,7 +14,16 @@ export const CONFIG_KEYS = {
     "routes",
   ],
   route: ROUTE_FIELD_KEYS,
-  grpc: ["addr", "tls_cert", "tls_key", "client_ca", "client_cert", "client_key"],
+  grpc: [
+    "addr",
+    "tls_cert",
+    "tls_key",
+    "client_ca",
+    "client_cert",
+    "client_key",
+    "insecure",
+    "server_ca",
+  ],
   firewall: ["geoip_db", "blocked_ips", "blocked_cidrs", "blocked_countries"],
   metrics: ["addr"],
   proxy: [
@@ -27,6 +36,8 @@ export const CONFIG_KEYS = {
     "backend_hold_down",
     "backend_ca",
     "workers",
+    "header_timeout",
+    "body_idle_timeout",
   ],
 } as const;
 
@@ -58,6 +69,8 @@ export const DEFAULTS = {
     client_ca: "",
     client_cert: "",
     client_key: "",
+    insecure: false,
+    server_ca: "",
   },
   firewall: {
     geoip_db: "",
@@ -77,5 +90,7 @@ export const DEFAULTS = {
     // 1 until backend health and per-backend counters (issue 20) are shared across workers
     // too; then "auto" (ARCHITECTURE.md, Worker threads).
     workers: 1 as string | number,
+    header_timeout: "30s",
+    body_idle_timeout: "60s",
   },
 } as const;

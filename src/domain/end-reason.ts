@@ -10,6 +10,9 @@
  * - hello_timeout: no complete PROXY header and ClientHello within hello_timeout
  * - dial_failed: backend refused, unreachable or slower than connect_timeout (TCP RST)
  * - idle_timeout: no bytes either way for idle_timeout
+ * - header_timeout: l7, the TLS handshake and request head (or a later head) took longer than
+ *   header_timeout
+ * - body_timeout: l7, a request body went body_idle_timeout without a byte from the client
  * - shutdown: still open when shutdown_timeout ran out
  * - closed: a normal end after piping
  * - worker_exited: open on a worker thread that died (counted by the supervisor, not logged
@@ -26,6 +29,8 @@ export const END_REASONS = [
   "hello_timeout",
   "dial_failed",
   "idle_timeout",
+  "header_timeout",
+  "body_timeout",
   "shutdown",
   "closed",
   "worker_exited",

@@ -217,6 +217,13 @@ export interface GrpcConfig {
   /** Used by `status` and `mcproxyctl -c`; the server ignores them. */
   clientCert: string;
   clientKey: string;
+  /** Written `insecure = true`: serve off loopback without client_ca (anyone may administer). */
+  insecure: boolean;
+  /**
+   * Used by `status` and `mcproxyctl -c` only: the PEM CA that signs `tlsCert`. "" = `clientCa`
+   * when set, else `tlsCert` itself when self-signed, else the system store.
+   */
+  serverCa: string;
 }
 
 export interface FirewallConfig {
@@ -241,6 +248,10 @@ export interface ProxyTimeouts {
   backendCa: string;
   /** [proxy] workers: event loops serving the listeners; "auto" = the CPUs the process may use. */
   workers: WorkerCount;
+  /** l7: a request head (and, for a new connection, the TLS handshake) must be read within this. */
+  headerTimeoutMs: number;
+  /** l7: a request body may go this long without a byte from the client. */
+  bodyIdleTimeoutMs: number;
 }
 
 /** An integer 1-64, or "auto" (resolved at start: affinity mask and cgroup CPU quota). */

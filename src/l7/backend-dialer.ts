@@ -94,8 +94,13 @@ export function dialBackend(target: BackendTarget): Socket | TLSSocket {
  * never shared with another client, and all of them close when the session ends.
  */
 export class SessionAgent extends Agent {
-  constructor(private readonly target: BackendTarget) {
-    super({ keepAlive: true });
+  constructor(
+    private readonly target: BackendTarget,
+    maxSockets: number,
+    private readonly onSocket: (socket: Duplex) => void,
+  ) {
+    // maxSockets: requests beyond it wait in the agent for a free connection.
+    super({ keepAlive: true, maxSockets });
   }
 
   /** The backend of the route this agent's connections go to. */
@@ -104,6 +109,8 @@ export class SessionAgent extends Agent {
   }
 
   override createConnection(_options: ClientRequestArgs): Duplex {
-    return dialBackend(this.target);
+    const socket = dialBackend(this.target);
+    this.onSocket(socket);
+    return socket;
   }
 }

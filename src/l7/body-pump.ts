@@ -17,6 +17,10 @@ export interface ClientFlow {
   readonly writesCongested: boolean;
   /** Calls back once the client socket has taken what was queued. */
   onceWritable(callback: () => void): void;
+  /** Request body bytes read from the client so far (for the h2 flood bound). */
+  bodyBytesIn: number;
+  /** Request bodies being pumped now, not ended yet (for the h2 flood bound). */
+  bodiesOpen: number;
 }
 
 /**
@@ -24,13 +28,28 @@ export interface ClientFlow {
  * the source is paused and the client socket is no longer read; both resume on its drain.
  */
 export function pumpToBackend(source: Readable, sink: Writable, flow: ClientFlow): void {
+  if (source.readableEnded) {
+    // Ended before the pump was attached (an h2 stream that waited for a backend slot):
+    // 'end' has been emitted already and will not come again.
+    sink.end();
+    return;
+  }
   let release: (() => void) | null = null;
+  flow.bodiesOpen++;
+  let open = true;
+  const closeBody = () => {
+    if (!open) return;
+    open = false;
+    flow.bodiesOpen--;
+  };
+  source.once("close", closeBody);
   const resume = () => {
     release?.();
     release = null;
     if (!source.destroyed) source.resume();
   };
   source.on("data", (chunk: Uint8Array) => {
+    flow.bodyBytesIn += chunk.length;
     if (sink.destroyed || sink.writableEnded) return;
     if (sink.write(chunk) || release !== null) return;
     source.pause();
@@ -38,6 +57,7 @@ export function pumpToBackend(source: Readable, sink: Writable, flow: ClientFlow
     sink.once("drain", resume);
   });
   source.once("end", () => {
+    closeBody();
     if (!sink.destroyed && !sink.writableEnded) sink.end();
   });
   // A sink that closes while full never drains: do not leave the client unread.

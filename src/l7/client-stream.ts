@@ -47,7 +47,11 @@ export class ClientStream extends Duplex implements ClientFlow {
   /** Bytes read from the client and bytes the client socket took, for the connection's log line. */
   bytesIn = 0;
   bytesOut = 0;
+  bodyBytesIn = 0;
+  bodiesOpen = 0;
   lastActivity = performance.now();
+  /** Last byte read from the client, or the last time we let it send again (for body_idle_timeout). */
+  lastRead = this.lastActivity;
 
   constructor(private readonly transport: ClientTransport) {
     // allowHalfOpen: a client FIN reaches TLS as end-of-stream; our FIN is sent by _final.
@@ -63,8 +67,17 @@ export class ClientStream extends Duplex implements ClientFlow {
       if (released) return;
       released = true;
       this.readHolds--;
-      if (this.readHolds === 0 && !this.destroyed) this.resume();
+      if (this.readHolds === 0 && !this.destroyed) {
+        // A client we did not read cannot be idle meanwhile: its body clock restarts here.
+        this.lastRead = performance.now();
+        this.resume();
+      }
     };
+  }
+
+  /** True while the client is not read (a pump holds it, or TLS has not taken what it got). */
+  get readsHeld(): boolean {
+    return this.readHolds > 0 || this.paused;
   }
 
   get writesCongested(): boolean {
@@ -80,6 +93,7 @@ export class ClientStream extends Duplex implements ClientFlow {
   feed(chunk: Uint8Array): void {
     this.bytesIn += chunk.length;
     this.lastActivity = performance.now();
+    this.lastRead = this.lastActivity;
     // A copy: Bun may reuse the read buffer once the data handler returns, and push() keeps it.
     if (!this.push(chunk.slice()) && !this.paused) {
       this.paused = true;
@@ -117,6 +131,7 @@ export class ClientStream extends Duplex implements ClientFlow {
   override _read(): void {
     if (this.paused && !this.transportClosed) {
       this.paused = false;
+      this.lastRead = performance.now();
       this.transport.resume();
     }
   }

@@ -77,8 +77,35 @@ describe("backendRequestHeaders", () => {
       "x-forwarded-for": "203.0.113.7",
       "x-forwarded-proto": "https",
       "x-forwarded-host": "app.example.com",
+      forwarded: 'for=203.0.113.7;proto=https;host="app.example.com"',
+      "x-real-ip": "203.0.113.7",
     });
   });
+
+  // Issue 23, item 12: Forwarded and X-Real-IP follow the X-Forwarded-For rule.
+  test.each([
+    [false, "203.0.113.7", 'for=203.0.113.7;proto=https;host="app.example.com"'],
+    [
+      true,
+      "203.0.113.7",
+      'for=6.6.6.6, for=198.51.100.1;proto=https;host="lb", for=203.0.113.7;proto=https;host="app.example.com"',
+    ],
+    [false, "2001:db8::7", 'for="[2001:db8::7]";proto=https;host="app.example.com"'],
+  ])(
+    "viaProxyProtocol %p, client %s: Forwarded %s, X-Real-IP is the client",
+    (via, client, forwarded) => {
+      const headers = backendRequestHeaders(
+        [
+          ["Forwarded", "for=6.6.6.6"],
+          ["forwarded", 'for=198.51.100.1;proto=https;host="lb"'],
+          ["X-Real-IP", "6.6.6.6"],
+        ],
+        { ...FACTS, clientAddress: client, viaProxyProtocol: via },
+      );
+      expect(headers.forwarded).toBe(forwarded);
+      expect(headers["x-real-ip"]).toBe(client);
+    },
+  );
 
   test("a WebSocket handshake keeps Upgrade, with Connection: upgrade", () => {
     const headers = backendRequestHeaders(

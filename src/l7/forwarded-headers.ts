@@ -23,8 +23,20 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
-/** Set by us, whatever the client sent (the client cannot vouch for these). */
-const REPLACED = new Set(["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]);
+/**
+ * Set by us, whatever the client sent: the client cannot vouch for these. One rule for all
+ * of them (SPEC §7): the client-address lists (X-Forwarded-For, Forwarded) are replaced, or
+ * appended to on a proxy_protocol listener where an upstream balancer's value can be trusted;
+ * the single values (X-Real-IP, X-Forwarded-Proto, X-Forwarded-Host) are always ours.
+ */
+const REPLACED = new Set([
+  "host",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "forwarded",
+  "x-real-ip",
+]);
 
 export interface ForwardingFacts {
   /** The client as the proxy knows it (from the PROXY header on such listeners). */
@@ -86,9 +98,11 @@ export function backendRequestHeaders(input: HeaderPairs, facts: ForwardingFacts
   const listed = connectionOptions(pairs);
   const out: HeaderMap = {};
   const incomingForwardedFor: string[] = [];
+  const incomingForwarded: string[] = [];
   for (const [rawName, value] of pairs) {
     const name = rawName.toLowerCase();
     if (name === "x-forwarded-for") incomingForwardedFor.push(value);
+    else if (name === "forwarded") incomingForwarded.push(value);
     if (HOP_BY_HOP.has(name) || REPLACED.has(name) || listed.has(name)) continue;
     add(out, name, value);
   }
@@ -99,6 +113,16 @@ export function backendRequestHeaders(input: HeaderPairs, facts: ForwardingFacts
       : facts.clientAddress;
   out["x-forwarded-proto"] = "https";
   out["x-forwarded-host"] = facts.host;
+  // RFC 7239 §4: an IPv6 node is bracketed and quoted; the host is quoted (it may hold ":").
+  const node = facts.clientAddress.includes(":")
+    ? `"[${facts.clientAddress}]"`
+    : facts.clientAddress;
+  const element = `for=${node};proto=https;host=${JSON.stringify(facts.host)}`;
+  out.forwarded =
+    facts.viaProxyProtocol && incomingForwarded.length > 0
+      ? `${incomingForwarded.join(", ")}, ${element}`
+      : element;
+  out["x-real-ip"] = facts.clientAddress;
   if (facts.upgrade !== undefined) {
     out.connection = "upgrade";
     out.upgrade = facts.upgrade;

@@ -37,10 +37,24 @@ export interface L7Handoff {
   timeouts: ProxyTimeouts;
   logger: Logger;
   /**
+   * The descriptor budget (src/net/descriptor-cap.ts) for backend sockets beyond the first,
+   * which the connection counted at the hand-off: every further one is held while it is open.
+   */
+  backendDescriptors: BackendDescriptors;
+  /**
    * Called once when the session is over; the connection then counts and logs it. `backend`
    * is the addr the session used last ("" when it never needed one).
    */
   finish(reason: EndReason, bytesUp: number, bytesDown: number, backend: string): void;
+}
+
+export interface BackendDescriptors {
+  /** True while the process is under its descriptor budget. */
+  available(): boolean;
+  /** Counts one more backend socket of this connection. */
+  hold(): void;
+  /** Gives back one counted by hold(). */
+  release(): void;
 }
 
 /** Socket events forwarded by src/net to the session that owns the client. */
@@ -58,4 +72,10 @@ export interface L7Session {
   abort(reason?: EndReason): void;
   /** Milliseconds (performance.now()) of the last byte either way, for idle_timeout. */
   lastActivity(): number;
+  /**
+   * When the session must be cut (performance.now() ms) for header_timeout or
+   * body_idle_timeout, 0 when neither runs; deadlineReason() says which.
+   */
+  deadline(): number;
+  deadlineReason(): EndReason;
 }

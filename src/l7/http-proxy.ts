@@ -6,6 +6,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import { constants as http2Constants, type ServerHttp2Stream } from "node:http2";
+import { authorityServedBy } from "./authority.ts";
 import { isDialError } from "./backend-dialer.ts";
 import { pumpToBackend, pumpToClient } from "./body-pump.ts";
 import {
@@ -19,6 +20,18 @@ import type { ProxyContext } from "./proxy-context.ts";
 
 const BAD_GATEWAY = 502;
 const BAD_GATEWAY_BODY = "502 Bad Gateway\n";
+const BAD_REQUEST = 400;
+const MISDIRECTED = 421;
+const MISDIRECTED_BODY = "421 Misdirected Request: this connection does not serve that name\n";
+
+/** A short plain-text answer from the proxy itself (HTTP/1.1). */
+function answerHttp1(res: ServerResponse, statusCode: number, body: string): void {
+  res.writeHead(statusCode, {
+    "content-type": "text/plain",
+    "content-length": body.length,
+  });
+  res.end(body);
+}
 
 /**
  * Sends the request head to the backend. The caller pumps the body in (body-pump.ts), so only
@@ -44,12 +57,47 @@ function openBackendRequest(
   });
 }
 
+function countHostFields(raw: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === "host") count++;
+  }
+  return count;
+}
+
 /** A request from an HTTP/1.1 client (`req`/`res` of node:http). */
 export function proxyHttp1Request(
   context: ProxyContext,
   req: IncomingMessage,
   res: ServerResponse,
 ): void {
+  // RFC 9112 §3.2: a 1.1 request without Host, or with more than one, is answered 400 (node
+  // keeps the first of two silently, and a backend might read the other).
+  // A request line without a version reaches here as HTTP/0.9 under Bun: refuse it rather
+  // than forward it as 1.1.
+  const version = req.httpVersion;
+  const hostFields = countHostFields(req.rawHeaders);
+  const problem =
+    version !== "1.1" && version !== "1.0"
+      ? "no HTTP/1.x version in the request line"
+      : hostFields > 1
+        ? "more than one Host"
+        : hostFields === 0 && version === "1.1"
+          ? "no Host"
+          : null;
+  if (problem !== null) {
+    res.shouldKeepAlive = false;
+    answerHttp1(res, BAD_REQUEST, `400 Bad Request: ${problem}\n`);
+    return;
+  }
+  const host = req.headers.host;
+  if (host !== undefined && !authorityServedBy(context.route.spec.hostname, host)) {
+    // The body (if any) is not read: close after the answer rather than drain it.
+    res.shouldKeepAlive = false;
+    answerHttp1(res, MISDIRECTED, MISDIRECTED_BODY);
+    return;
+  }
   const headers = backendRequestHeaders(rawHeaderPairs(req.rawHeaders), {
     clientAddress: context.clientAddress,
     viaProxyProtocol: context.viaProxyProtocol,
@@ -110,6 +158,32 @@ export function proxyHttp2Stream(
     return;
   }
   const authority = requestHeaders[":authority"] ?? requestHeaders.host;
+  if (typeof authority === "string" && !authorityServedBy(context.route.spec.hostname, authority)) {
+    respondPlain(stream, MISDIRECTED, MISDIRECTED_BODY);
+    return;
+  }
+  // At most MAX_BACKEND_CONNECTIONS_PER_CLIENT streams talk to the backend at once; the
+  // others wait here (backend-slots.ts).
+  context.backendSlots.acquire(() => {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      context.backendSlots.release();
+    };
+    if (stream.destroyed) release();
+    else forwardHttp2Stream(context, stream, requestHeaders, method, release);
+  });
+}
+
+function forwardHttp2Stream(
+  context: ProxyContext,
+  stream: ServerHttp2Stream,
+  requestHeaders: Record<string, string | string[] | undefined>,
+  method: string,
+  release: () => void,
+): void {
+  const authority = requestHeaders[":authority"] ?? requestHeaders.host;
   const headers = backendRequestHeaders(http2HeaderPairs(requestHeaders), {
     clientAddress: context.clientAddress,
     viaProxyProtocol: context.viaProxyProtocol,
@@ -125,7 +199,9 @@ export function proxyHttp2Stream(
     responded = true;
     backendRes.once("end", () => {
       complete = true;
+      release();
     });
+    backendRes.once("close", release);
     if (stream.destroyed) {
       backendRes.destroy();
       return;
@@ -138,6 +214,7 @@ export function proxyHttp2Stream(
     backendRes.on("error", () => stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR));
   });
   backendReq.on("error", (error) => {
+    release();
     if (clientGone) return;
     if (responded) {
       context.backendFailed(error);
@@ -152,6 +229,7 @@ export function proxyHttp2Stream(
     if (complete) return;
     clientGone = true;
     backendReq.destroy();
+    release();
   });
   // RST_STREAM surfaces as 'error' too; unhandled, it would throw and end the process.
   stream.on("error", () => {});

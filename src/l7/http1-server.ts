@@ -24,13 +24,17 @@ function sharedServer(): Server {
   created.timeout = 0;
   created.on("request", (req, res) => {
     const context = contexts.get(req.socket);
-    if (context) proxyHttp1Request(context, req, res);
-    else res.destroy();
+    if (context) {
+      context.http1Request(req, res);
+      proxyHttp1Request(context, req, res);
+    } else res.destroy();
   });
   created.on("upgrade", (req, socket: Duplex, head: Buffer) => {
     const context = contexts.get(req.socket);
-    if (context) tunnelUpgrade(context, req, socket, head);
-    else socket.destroy();
+    if (context) {
+      context.headRead();
+      tunnelUpgrade(context, req, socket, head);
+    } else socket.destroy();
   });
   created.on("clientError", (_error, socket: Duplex) => {
     // A malformed request: answer 400 if the socket can still take it, as nginx does.

@@ -1,4 +1,5 @@
 // An l7 session: TLS terminated in-process with the route's certificate, HTTP reverse-proxied (SPEC §7).
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { performServerHandshake } from "node:http2";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
@@ -13,8 +14,10 @@ import {
   failedBackend,
   SessionAgent,
 } from "./backend-dialer.ts";
+import { BackendSlots, MAX_BACKEND_CONNECTIONS_PER_CLIENT } from "./backend-slots.ts";
 import { backendTrust } from "./backend-trust.ts";
 import { ClientStream } from "./client-stream.ts";
+import { H2_MAX_BYTES_WITHOUT_STREAM, H2FloodGuard } from "./h2-flood.ts";
 import type { L7Handoff, L7Session } from "./handoff.ts";
 import { proxyHttp2Stream } from "./http-proxy.ts";
 import { serveHttp1 } from "./http1-server.ts";
@@ -22,6 +25,18 @@ import type { ProxyContext } from "./proxy-context.ts";
 
 /** ALPN (RFC 7301) offers, in our order of preference. */
 const ALPN_PROTOCOLS = ["h2", "http/1.1"];
+
+/**
+ * SETTINGS_MAX_CONCURRENT_STREAMS we advertise (RFC 9113 §6.5.2), the value RFC 9113 §5.1.2
+ * recommends as the floor. Streams over it are refused (RST_STREAM REFUSED_STREAM); past
+ * MAX_BACKEND_CONNECTIONS_PER_CLIENT the open ones wait for a backend connection.
+ */
+export const H2_MAX_CONCURRENT_STREAMS = 100;
+
+/** Where the session stands in reading request heads, for header_timeout. */
+const HEAD_NONE = 0; // in a request, a tunnel, or an h2 session past its first stream
+const HEAD_BETWEEN = 1; // HTTP/1.1 keep-alive between requests: the clock starts on a byte
+const HEAD_READING = 2; // the clock runs (from the hand-off: handshake and first head)
 
 /**
  * Takes over a connection whose ClientHello routed to an l7 route. The bytes already read
@@ -48,11 +63,24 @@ class TerminatingSession implements L7Session, ProxyContext {
   private backendAddr = "";
   /** WebSocket tunnels' backend sockets: closed with the session. */
   private readonly tunnels = new Set<Socket>();
+  /** Backend requests in flight and queued, backend sockets counted against the budget. */
+  readonly backendSlots: BackendSlots;
   private answered = false;
   private dialFailures = 0;
   private finished = false;
   /** The client is gone or the session was aborted: backend errors from here on are ours. */
   private tornDown = false;
+  private headState = HEAD_READING;
+  /** header_timeout's deadline while headState is HEAD_READING, else 0. */
+  private headDeadline: number;
+  /** The HTTP/1.1 request in progress has a body not read to its end yet. */
+  private bodyOpen = false;
+  private currentResponse: ServerResponse | null = null;
+  /** Set once ALPN chose h2: bounds bytes that open no stream (h2-flood.ts). */
+  private floodGuard: H2FloodGuard | null = null;
+  private readonly onBodyEnd = () => {
+    this.bodyOpen = false;
+  };
 
   readonly route: Route;
   readonly clientAddress: string;
@@ -65,6 +93,8 @@ class TerminatingSession implements L7Session, ProxyContext {
     this.viaProxyProtocol = handoff.viaProxyProtocol;
     this.stream = new ClientStream(handoff.client);
     this.flow = this.stream;
+    this.backendSlots = new BackendSlots(handoff.backendDescriptors);
+    this.headDeadline = performance.now() + handoff.timeouts.headerTimeoutMs;
     // The context was built when the route table was (src/route): a bad file never gets here.
     this.tls = new TLSSocket(this.stream, {
       isServer: true,
@@ -92,7 +122,27 @@ class TerminatingSession implements L7Session, ProxyContext {
   // --- L7Session: events from src/net ---
 
   onData(chunk: Uint8Array): void {
-    this.stream.feed(chunk);
+    if (this.headState === HEAD_BETWEEN) {
+      this.headState = HEAD_READING;
+      this.headDeadline = performance.now() + this.handoff.timeouts.headerTimeoutMs;
+    }
+    const stream = this.stream;
+    stream.feed(chunk);
+    if (
+      this.floodGuard?.exceeded(
+        stream.lastActivity,
+        stream.bytesIn,
+        stream.bodyBytesIn,
+        stream.bytesOut,
+        stream.bodiesOpen,
+      )
+    ) {
+      this.handoff.logger.warn("l7 h2 client cut: too many bytes without a request", {
+        client: this.clientText(),
+        limit_bytes: H2_MAX_BYTES_WITHOUT_STREAM,
+      });
+      this.abort("closed");
+    }
   }
 
   onDrain(): void {
@@ -120,18 +170,55 @@ class TerminatingSession implements L7Session, ProxyContext {
     return this.stream.lastActivity;
   }
 
+  deadline(): number {
+    if (this.headState === HEAD_READING) return this.headDeadline;
+    // Not read because we hold the client (a full backend) is not the client being idle.
+    if (this.bodyOpen && !this.stream.readsHeld) {
+      return this.stream.lastRead + this.handoff.timeouts.bodyIdleTimeoutMs;
+    }
+    return 0;
+  }
+
+  deadlineReason(): EndReason {
+    return this.headState === HEAD_READING ? "header_timeout" : "body_timeout";
+  }
+
   // --- ProxyContext: what the request handlers use ---
 
   get agent(): SessionAgent {
-    this.agentInstance ??= new SessionAgent(this.backendTarget());
+    this.agentInstance ??= new SessionAgent(
+      this.backendTarget(),
+      MAX_BACKEND_CONNECTIONS_PER_CLIENT,
+      (socket) => this.backendSlots.track(socket),
+    );
     return this.agentInstance;
   }
 
   dial(): Socket {
     const socket = dialBackend(this.backendTarget());
+    this.backendSlots.track(socket);
     this.tunnels.add(socket);
     socket.once("close", () => this.tunnels.delete(socket));
     return socket;
+  }
+
+  http1Request(req: IncomingMessage, res: ServerResponse): void {
+    this.headState = HEAD_NONE;
+    this.bodyOpen = !req.readableEnded;
+    if (this.bodyOpen) req.once("end", this.onBodyEnd);
+    this.currentResponse = res;
+    res.once("close", () => {
+      // A pipelined request may have begun already; only the current one's end counts.
+      if (this.currentResponse !== res) return;
+      this.currentResponse = null;
+      this.bodyOpen = false;
+      this.headState = HEAD_BETWEEN;
+    });
+  }
+
+  headRead(): void {
+    this.headState = HEAD_NONE;
+    this.bodyOpen = false;
   }
 
   backendAnswered(): void {
@@ -184,8 +271,20 @@ class TerminatingSession implements L7Session, ProxyContext {
 
   private onSecure(): void {
     if (this.tls.alpnProtocol === "h2") {
-      const session = performServerHandshake(this.tls);
-      session.on("stream", (stream, headers) => proxyHttp2Stream(this, stream, headers));
+      const session = performServerHandshake(this.tls, {
+        settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS },
+      });
+      const guard = new H2FloodGuard(this.handoff.timeouts.headerTimeoutMs);
+      const flow = this.stream;
+      guard.restart(performance.now(), flow.bytesIn, flow.bodyBytesIn, flow.bytesOut);
+      this.floodGuard = guard;
+      session.on("stream", (stream, headers) => {
+        // The first complete header block ends header_timeout for the session; later
+        // streams are bounded by idle_timeout and the h2 limits.
+        this.headState = HEAD_NONE;
+        guard.restart(flow.lastActivity, flow.bytesIn, flow.bodyBytesIn, flow.bytesOut);
+        proxyHttp2Stream(this, stream, headers);
+      });
       // The client sent FIN (usually after GOAWAY): finish the open streams, then close. The
       // h2 session does not do this by itself over a socket it was handed.
       this.tls.once("end", () => session.close());
@@ -243,6 +342,14 @@ class TerminatingSession implements L7Session, ProxyContext {
 
   private teardown(error?: Error): void {
     this.tornDown = true;
+    if (this.backendSlots.queued > 0 && this.handoff.logger.enabled("debug")) {
+      this.handoff.logger.debug("l7 backend requests queued", {
+        client: this.clientText(),
+        queued: this.backendSlots.queued,
+        limit: MAX_BACKEND_CONNECTIONS_PER_CLIENT,
+      });
+    }
+    this.backendSlots.clear();
     this.stream.transportGone(error);
     this.tls.destroy();
     this.agentInstance?.destroy();

@@ -337,6 +337,17 @@ export class Connection {
       viaProxyProtocol: this.listener.spec.proxyProtocol,
       timeouts: this.env.timeouts,
       logger: this.env.logger,
+      backendDescriptors: {
+        available: () => this.env.descriptors.inUse() < this.env.descriptorBudget,
+        hold: () => {
+          if (this.phase !== CLOSED) this.holdDescriptor();
+        },
+        release: () => {
+          if (this.phase === CLOSED || this.descriptors <= 2) return;
+          this.descriptors--;
+          this.env.descriptors.release(1);
+        },
+      },
       finish: (reason, bytesUp, bytesDown, backend) => {
         this.bytesUp = bytesUp;
         this.bytesDown = bytesDown;
@@ -537,12 +548,21 @@ export class Connection {
       case PIPING:
         if (now - this.lastActivity >= this.env.timeouts.idleTimeoutMs) this.close("idle_timeout");
         return;
-      case L7:
-        if (now - this.l7!.lastActivity() >= this.env.timeouts.idleTimeoutMs) {
-          this.l7!.abort("idle_timeout");
+      case L7: {
+        const l7 = this.l7!;
+        if (now - l7.lastActivity() >= this.env.timeouts.idleTimeoutMs) {
+          l7.abort("idle_timeout");
           this.finish("idle_timeout");
+          return;
+        }
+        const due = l7.deadline();
+        if (due !== 0 && now >= due) {
+          const reason = l7.deadlineReason();
+          l7.abort(reason);
+          this.finish(reason);
         }
         return;
+      }
       default:
         return;
     }

@@ -21,7 +21,8 @@ export function openFileLimit(limitsText?: string): number | null {
 
 /**
  * Descriptors the connection path may hold: client sockets, plus one backend socket per
- * dialing or piping connection (an l7 session counts as one backend). Past this budget a
+ * dialing or piping connection; an l7 session counts one at the hand-off and each further
+ * backend socket while it is open (src/l7/backend-slots.ts). Past this budget a
  * new client is reset at accept: if accept() itself failed with EMFILE, Bun's accept loop
  * would retry without pause and burn a core (see ARCHITECTURE.md, Security).
  */

@@ -1,5 +1,6 @@
 // An l7 route's certificate and key, read and checked once into a TLS context (never per connection).
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { createSecureContext, type SecureContext } from "node:tls";
 import type { RouteSpec } from "../domain/types.ts";
 
@@ -11,6 +12,35 @@ export class CertificateError extends Error {
   override readonly name = "CertificateError";
   readonly exitCode = 2;
 }
+
+/**
+ * Largest certificate or key file read. A chain of a leaf and two intermediates is under
+ * 10 KiB; a path naming /dev/zero or a huge file must not grow the process (it grew ~400 MB/s).
+ */
+export const MAX_PEM_FILE_BYTES = 1024 * 1024;
+
+/**
+ * O_NONBLOCK: opening a FIFO must not wait for a writer (it froze all traffic). The file is
+ * then refused by fstat before a byte is read, as is every other non-regular file.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+interface CachedPem {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  text: string;
+}
+
+/**
+ * Files read so far, by path. A route-table build (every route change) re-checks each l7
+ * route's files with open + fstat only, and reads again only a file that changed; the admin
+ * API reads a new route's files off the event loop first (preloadRouteCertificate), so the
+ * synchronous build finds them here. CertificateCache.retainOnly drops the paths no route
+ * names any more.
+ */
+const pemCache = new Map<string, CachedPem>();
 
 // RFC 7468 §2: textual encodings are delimited by "-----BEGIN <label>-----".
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----/;
@@ -48,17 +78,134 @@ export function loadRouteCertificate(certPath: string, keyPath: string): SecureC
   }
 }
 
-function readPem(field: string, path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason =
-      code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(error);
-    throw new CertificateError(`${field} ${JSON.stringify(path)}: cannot read: ${reason}`, {
-      cause: error,
-    });
+function cannotRead(field: string, path: string, error: unknown): CertificateError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const reason =
+    code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(error);
+  return new CertificateError(`${field} ${JSON.stringify(path)}: cannot read: ${reason}`, {
+    cause: error,
+  });
+}
+
+/** Refuses anything but a regular file of at most MAX_PEM_FILE_BYTES, before reading it. */
+function checkFile(field: string, path: string, stats: Stats): void {
+  if (!stats.isFile()) {
+    throw new CertificateError(
+      `${field} ${JSON.stringify(path)}: not a regular file (a FIFO, device or directory is refused)`,
+    );
   }
+  if (stats.size > MAX_PEM_FILE_BYTES) {
+    throw new CertificateError(
+      `${field} ${JSON.stringify(path)}: ${stats.size} bytes, over the ${MAX_PEM_FILE_BYTES}-byte limit`,
+    );
+  }
+}
+
+function cached(path: string, stats: Stats): string | null {
+  const entry = pemCache.get(path);
+  if (
+    entry === undefined ||
+    entry.dev !== stats.dev ||
+    entry.ino !== stats.ino ||
+    entry.size !== stats.size ||
+    entry.mtimeMs !== stats.mtimeMs
+  ) {
+    return null;
+  }
+  return entry.text;
+}
+
+function remember(path: string, stats: Stats, bytes: Uint8Array, length: number): string {
+  if (length !== stats.size) {
+    // The file changed while it was read: do not keep a text that matches no version of it.
+    pemCache.delete(path);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, length).toString("utf8");
+  }
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, length).toString("utf8");
+  pemCache.set(path, {
+    dev: stats.dev,
+    ino: stats.ino,
+    size: stats.size,
+    mtimeMs: stats.mtimeMs,
+    text,
+  });
+  return text;
+}
+
+function readPem(field: string, path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (error) {
+    throw cannotRead(field, path, error);
+  }
+  try {
+    const stats = fstatSync(fd);
+    checkFile(field, path, stats);
+    const hit = cached(path, stats);
+    if (hit !== null) return hit;
+    // One byte more than the size: a file that grew meanwhile is still cut at the limit.
+    const bytes = new Uint8Array(Math.min(stats.size + 1, MAX_PEM_FILE_BYTES + 1));
+    let length = 0;
+    while (length < bytes.length) {
+      const read = readSync(fd, bytes, length, bytes.length - length, length);
+      if (read === 0) break;
+      length += read;
+    }
+    if (length > MAX_PEM_FILE_BYTES) {
+      throw new CertificateError(
+        `${field} ${JSON.stringify(path)}: over the ${MAX_PEM_FILE_BYTES}-byte limit`,
+      );
+    }
+    return remember(path, stats, bytes, length);
+  } catch (error) {
+    if (error instanceof CertificateError) throw error;
+    throw cannotRead(field, path, error);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function preloadPem(field: string, path: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, OPEN_FLAGS);
+  } catch (error) {
+    throw cannotRead(field, path, error);
+  }
+  try {
+    const stats = await handle.stat();
+    checkFile(field, path, stats);
+    if (cached(path, stats) !== null) return;
+    const bytes = new Uint8Array(Math.min(stats.size + 1, MAX_PEM_FILE_BYTES + 1));
+    let length = 0;
+    while (length < bytes.length) {
+      const { bytesRead } = await handle.read(bytes, length, bytes.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > MAX_PEM_FILE_BYTES) {
+      throw new CertificateError(
+        `${field} ${JSON.stringify(path)}: over the ${MAX_PEM_FILE_BYTES}-byte limit`,
+      );
+    }
+    remember(path, stats, bytes, length);
+  } catch (error) {
+    if (error instanceof CertificateError) throw error;
+    throw cannotRead(field, path, error);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Reads an l7 route's certificate and key off the event loop (the admin API calls this before
+ * building a route table), with the same checks as loadRouteCertificate's own reads, so the
+ * synchronous build that follows only stats them.
+ */
+export async function preloadRouteCertificate(certPath: string, keyPath: string): Promise<void> {
+  await preloadPem("tls_cert", certPath);
+  await preloadPem("tls_key", keyPath);
 }
 
 /** OpenSSL's codes made readable; anything else keeps its own message. */
@@ -106,6 +253,10 @@ export class CertificateCache {
     const keep = new Set<string>();
     for (const spec of inUse) if (spec.mode === "l7") keep.add(`${spec.tlsCert}\0${spec.tlsKey}`);
     for (const key of this.entries.keys()) if (!keep.has(key)) this.entries.delete(key);
+    // The file texts too (a cache only: a miss reads the file again).
+    const paths = new Set<string>();
+    for (const spec of inUse) if (spec.mode === "l7") paths.add(spec.tlsCert).add(spec.tlsKey);
+    for (const path of pemCache.keys()) if (!paths.has(path)) pemCache.delete(path);
   }
 }
 

@@ -82,7 +82,13 @@ function start(init: WorkerInit): void {
   const proxy = config.proxy;
   stopSweep = startDeadlineSweep(
     env,
-    sweepTickMs([proxy.helloTimeoutMs, proxy.connectTimeoutMs, proxy.idleTimeoutMs]),
+    sweepTickMs([
+      proxy.helloTimeoutMs,
+      proxy.connectTimeoutMs,
+      proxy.idleTimeoutMs,
+      proxy.headerTimeoutMs,
+      proxy.bodyIdleTimeoutMs,
+    ]),
   );
   send({
     type: "ready",

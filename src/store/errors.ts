@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
  * `not_found` and `already_exists` map to gRPC NOT_FOUND / ALREADY_EXISTS; `io` is everything
  * else (cannot open or create the file, disk full, locked too long, schema newer than the code).
  */
-export type StoreErrorCode = "not_found" | "already_exists" | "io";
+export type StoreErrorCode = "not_found" | "already_exists" | "io" | "file_replaced";
 
 export class StoreError extends Error {
   override readonly name = "StoreError";

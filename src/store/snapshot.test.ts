@@ -1,7 +1,7 @@
 import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { StoreError } from "./errors.ts";
 import { defaultSnapshotPath, snapshotDatabaseFile } from "./snapshot.ts";
 import { Store } from "./store.ts";
@@ -84,7 +84,7 @@ describe("defaultSnapshotPath", () => {
 describe("snapshot", () => {
   test.each([
     ["beside the database", () => join(dir, "copy.db")],
-    ["into directories that do not exist yet", () => join(dir, "backups", "nested", "copy.db")],
+    ["into the default backups directory, created", () => join(dir, "backups", "copy.db")],
     ["at the default path", () => defaultSnapshotPath(dbPath, new Date())],
   ])("Store.snapshot %s: a whole, private copy", (_name, makeDestination) => {
     const store = seededStore();
@@ -97,6 +97,21 @@ describe("snapshot", () => {
       rules: 1,
     });
     expect(statSync(destination).mode & 0o777).toBe(0o600);
+  });
+
+  // Issue 23, item 11: only the default backups directory is ever created.
+  test.each([
+    ["a nested directory under backups", () => join(dir, "backups", "nested", "copy.db")],
+    ["a directory chain elsewhere", () => join(dir, "no", "such", "dir", "copy.db")],
+  ])("refuses %s that does not exist, and creates nothing", (_name, makeDestination) => {
+    const store = seededStore();
+    const destination = makeDestination();
+    const error = catchError(() => store.snapshot(destination));
+    store.close();
+    expect(error.code).toBe("io");
+    expect(error.message).toContain(`directory ${dirname(destination)} does not exist`);
+    expect(existsSync(join(dir, "no"))).toBe(false);
+    expect(existsSync(join(dir, "backups", "nested"))).toBe(false);
   });
 
   test("a directory it creates is 0700", () => {
@@ -117,7 +132,7 @@ describe("snapshot", () => {
     store.close();
     expect(error.code).toBe("already_exists");
     expect(error.message).toBe(
-      `snapshot ${destination} already exists: refusing to overwrite it (choose another path with -o)`,
+      `snapshot ${destination} already exists: refusing to overwrite it (add --force to replace it, or choose another path with -o)`,
     );
     expect(readFileSync(destination, "utf8")).toBe(content);
   });

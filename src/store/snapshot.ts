@@ -1,15 +1,19 @@
 // Online backup with VACUUM INTO (SPEC §1): a consistent copy, never over an existing file.
 import { Database } from "bun:sqlite";
+import { randomBytes } from "node:crypto";
 import {
   closeSync,
   existsSync,
   fchmodSync,
   fsyncSync,
+  linkSync,
   mkdirSync,
   openSync,
+  renameSync,
+  statSync,
   unlinkSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { describeCause, describeCurrentUser, StoreError } from "./errors.ts";
 
 const BUSY_TIMEOUT_MS = 5000;
@@ -25,33 +29,54 @@ export function defaultSnapshotPath(databasePath: string, now: Date): string {
 }
 
 /**
- * Claims `destination` with O_CREAT|O_EXCL at mode 0600: the existence check and the creation are
- * one system call, so two snapshots racing for one name cannot both win, and the copy is never
- * readable by others, whatever the umask. VACUUM INTO accepts an existing empty file (checked on
- * SQLite 3.54) and keeps its mode.
+ * The default backups directory is created (0700: backups hold the whole routing table; the
+ * directory is the operator's to widen), without parents: the database's own directory
+ * exists. Any other destination's directory must exist already: a typo in `-o` must not
+ * create a directory chain from the root.
  */
-function claimDestination(destination: string): void {
+function prepareDirectory(destination: string, createDirectory: boolean): void {
+  const directory = dirname(destination);
+  if (createDirectory) {
+    try {
+      mkdirSync(directory, { mode: 0o700 });
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "EEXIST") {
+        throw new StoreError(
+          "io",
+          `snapshot ${destination}: cannot create directory ${directory}: ${describeCause(error)} (running as ${describeCurrentUser()})`,
+          { cause: error },
+        );
+      }
+    }
+  }
+  let isDirectory = false;
   try {
-    // 0700: backups hold the whole routing table; the directory is the operator's to widen.
-    mkdirSync(dirname(destination), { recursive: true, mode: 0o700 });
-  } catch (error) {
+    isDirectory = statSync(directory).isDirectory();
+  } catch {
+    // Reported below.
+  }
+  if (!isDirectory) {
     throw new StoreError(
       "io",
-      `snapshot ${destination}: cannot create directory ${dirname(destination)}: ${describeCause(error)} (running as ${describeCurrentUser()})`,
-      { cause: error },
+      `snapshot ${destination}: directory ${directory} does not exist (create it first; only the default backups directory is created)`,
     );
   }
+}
+
+/**
+ * Claims a temporary name beside `destination` with O_CREAT|O_EXCL at mode 0600 (never
+ * readable by others, whatever the umask). VACUUM INTO accepts an existing empty file
+ * (checked on SQLite 3.54) and keeps its mode.
+ */
+function claimTemporary(destination: string): string {
+  const temporary = join(
+    dirname(destination),
+    `.${basename(destination)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
+  );
   let fd: number;
   try {
-    fd = openSync(destination, "wx", 0o600);
+    fd = openSync(temporary, "wx", 0o600);
   } catch (error) {
-    if ((error as { code?: unknown }).code === "EEXIST") {
-      throw new StoreError(
-        "already_exists",
-        `snapshot ${destination} already exists: refusing to overwrite it (choose another path with -o)`,
-        { cause: error },
-      );
-    }
     throw new StoreError(
       "io",
       `snapshot ${destination}: cannot create file: ${describeCause(error)} (running as ${describeCurrentUser()})`,
@@ -63,45 +88,72 @@ function claimDestination(destination: string): void {
   } finally {
     closeSync(fd);
   }
+  return temporary;
 }
 
-/** VACUUM INTO does not promise durability of its output; a backup should survive a power cut. */
-function syncToDisk(destination: string): void {
-  const fd = openSync(destination, "r");
+function fsyncPath(path: string): void {
+  const fd = openSync(path, "r");
   try {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  const dirFd = openSync(dirname(destination), "r");
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
+}
+
+function alreadyExists(destination: string, cause?: unknown): StoreError {
+  return new StoreError(
+    "already_exists",
+    `snapshot ${destination} already exists: refusing to overwrite it (add --force to replace it, or choose another path with -o)`,
+    { cause },
+  );
 }
 
 /**
  * Writes a consistent copy of `db` to `destination` with VACUUM INTO. In WAL mode the copy reads
  * one snapshot of the database while other connections keep writing, so it works on a live
- * server. Refuses (already_exists) when the file exists; on failure removes the file it claimed.
+ * server. The copy is written under a temporary name, fsynced, then linked to `destination`
+ * (link(2) fails on an existing name, so nothing is ever overwritten) and the directory
+ * fsynced: a kill or a power cut at any point leaves either no file under the final name or
+ * a complete one, never a partial copy. Refuses (already_exists) when the file exists; on
+ * failure removes the temporary file. With `overwrite` (`snapshot --force`) the complete copy
+ * is renamed over `destination` instead (rename(2) is atomic within a directory), so the old
+ * file stays whole until the new one replaces it.
  */
-export function snapshotDatabase(db: Database, databasePath: string, destination: string): void {
-  claimDestination(destination);
+export function snapshotDatabase(
+  db: Database,
+  databasePath: string,
+  destination: string,
+  options: { overwrite?: boolean } = {},
+): void {
+  const defaultDirectory = dirname(defaultSnapshotPath(databasePath, new Date(0)));
+  prepareDirectory(destination, resolve(dirname(destination)) === resolve(defaultDirectory));
+  if (!options.overwrite && existsSync(destination)) throw alreadyExists(destination);
+  const temporary = claimTemporary(destination);
   try {
-    db.run("VACUUM INTO ?", [destination]);
-    syncToDisk(destination);
-  } catch (error) {
+    db.run("VACUUM INTO ?", [temporary]);
+    // VACUUM INTO does not promise durability of its output; a backup should survive a power cut.
+    fsyncPath(temporary);
     try {
-      unlinkSync(destination);
-    } catch {
-      // Nothing left to clean up; the original error is the one worth reporting.
+      if (options.overwrite) renameSync(temporary, destination);
+      else linkSync(temporary, destination);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === "EEXIST") throw alreadyExists(destination, error);
+      throw error;
     }
+    fsyncPath(dirname(destination));
+  } catch (error) {
+    if (error instanceof StoreError) throw error;
     throw new StoreError(
       "io",
       `snapshot of ${databasePath} into ${destination} failed: ${describeCause(error)}`,
       { cause: error },
     );
+  } finally {
+    try {
+      unlinkSync(temporary);
+    } catch {
+      // Nothing left to clean up; the original error is the one worth reporting.
+    }
   }
 }
 
@@ -110,7 +162,11 @@ export function snapshotDatabase(db: Database, databasePath: string, destination
  * Opens read-only: it never creates a database, never runs migrations (the copy has whatever
  * schema the file has, even one newer than this binary), and cannot change the source.
  */
-export function snapshotDatabaseFile(databasePath: string, destination: string): void {
+export function snapshotDatabaseFile(
+  databasePath: string,
+  destination: string,
+  options: { overwrite?: boolean } = {},
+): void {
   if (!existsSync(databasePath)) {
     throw new StoreError(
       "not_found",
@@ -130,7 +186,7 @@ export function snapshotDatabaseFile(databasePath: string, destination: string):
   try {
     // A reader can still meet a lock briefly (WAL recovery, a checkpoint that resets the log).
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    snapshotDatabase(db, databasePath, destination);
+    snapshotDatabase(db, databasePath, destination, options);
   } finally {
     db.close();
   }

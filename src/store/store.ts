@@ -1,6 +1,7 @@
 // The database behind routes and firewall rules (SPEC §3): open, seed from the TOML, read, change.
 import { Database } from "bun:sqlite";
-import { closeSync, fstatSync, openSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, statSync, unlinkSync } from "node:fs";
+import type { Difference } from "../config/diff.ts";
 import { firewallRuleKey } from "../config/firewall-rule.ts";
 import { parseBackend } from "../config/route.ts";
 import {
@@ -18,7 +19,7 @@ import {
 } from "../domain/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { describeCause, describeCurrentUser, StoreError, sqliteCode } from "./errors.ts";
-import { migrate } from "./migrations.ts";
+import { migrate, SCHEMA_VERSION } from "./migrations.ts";
 import { snapshotDatabase } from "./snapshot.ts";
 
 export interface StoreOptions {
@@ -133,6 +134,56 @@ function createOrCheckFile(path: string, logger: Logger | undefined): void {
   }
 }
 
+/** A connection with the pragmas every use needs; see Store.open for why these. */
+function openConnection(path: string, options: StoreOptions): Database {
+  createOrCheckFile(path, options.logger);
+  let db: Database;
+  try {
+    db = new Database(path, { readwrite: true, create: false, strict: true });
+  } catch (error) {
+    throw new StoreError(
+      "io",
+      `database ${path}: cannot open: ${describeCause(error)} (running as ${describeCurrentUser()})`,
+      { cause: error },
+    );
+  }
+  try {
+    db.run(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
+    const journal = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get();
+    if (journal?.journal_mode !== "wal") {
+      options.logger?.warn("database could not switch to WAL; snapshots will wait for writers", {
+        path,
+        journal_mode: journal?.journal_mode,
+      });
+    }
+    db.run("PRAGMA synchronous = FULL");
+    db.run("PRAGMA foreign_keys = ON");
+    return db;
+  } catch (error) {
+    db.close();
+    throw asOpenError(path, error);
+  }
+}
+
+/** Typically: not a SQLite file, or the directory is not writable so the -wal cannot be made. */
+function asOpenError(path: string, error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  return new StoreError(
+    "io",
+    `database ${path}: cannot open: ${describeCause(error)} (running as ${describeCurrentUser()})`,
+    { cause: error },
+  );
+}
+
+/** A store opened by Store.openForStart: its writes wait for commit() or vanish with abort(). */
+export interface PendingStore {
+  store: Store;
+  /** Commits the migration and everything written since openForStart. */
+  commit(): void;
+  /** Rolls back, closes, and removes the database files that openForStart created. */
+  abort(): void;
+}
+
 /**
  * The source of truth for listeners' routes and the firewall rules. Synchronous (bun:sqlite);
  * every mutation is one transaction, committed before it returns, so a caller that applies the
@@ -142,11 +193,23 @@ export class Store {
   private readonly stmts;
   private readonly tx;
 
+  /**
+   * A descriptor of the database file as opened, held for the Store's life: fstat on it says
+   * whether the file was unlinked (st_nlink 0), and its inode whether the path now names
+   * another file. SQLite would go on writing into an unlinked file and lose every write at
+   * the next start.
+   */
+  private identityFd: number;
+  private readonly identity: { dev: number; ino: number };
+
   private constructor(
     private readonly db: Database,
     /** The database file, as given to open(). */
     readonly path: string,
   ) {
+    this.identityFd = openSync(path, "r");
+    const stats = fstatSync(this.identityFd);
+    this.identity = { dev: stats.dev, ino: stats.ino };
     // Prepared once: every call below reuses these.
     this.stmts = {
       getMeta: db.prepare<{ value: string }, { key: string }>(
@@ -245,6 +308,9 @@ export class Store {
         this.requireListener(listenerAddr);
         this.insertRouteRow(listenerAddr, route);
       }),
+      applyDifferences: db.transaction((differences: readonly Difference[]): void => {
+        for (const difference of differences) this.applyDifference(difference);
+      }),
       removeRoute: db.transaction((listenerAddr: string, hostname: string): void => {
         this.requireListener(listenerAddr);
         const { changes } = this.stmts.deleteRoute.run({ listener_addr: listenerAddr, hostname });
@@ -269,40 +335,124 @@ export class Store {
    * matters, and nothing on the connection path touches the database.
    */
   static open(path: string, options: StoreOptions = {}): Store {
-    createOrCheckFile(path, options.logger);
-    let db: Database;
+    const db = openConnection(path, options);
     try {
-      db = new Database(path, { readwrite: true, create: false, strict: true });
-    } catch (error) {
-      throw new StoreError(
-        "io",
-        `database ${path}: cannot open: ${describeCause(error)} (running as ${describeCurrentUser()})`,
-        { cause: error },
-      );
-    }
-    try {
-      db.run(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
-      const journal = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get();
-      if (journal?.journal_mode !== "wal") {
-        options.logger?.warn("database could not switch to WAL; snapshots will wait for writers", {
-          path,
-          journal_mode: journal?.journal_mode,
-        });
-      }
-      db.run("PRAGMA synchronous = FULL");
-      db.run("PRAGMA foreign_keys = ON");
       migrate(db, path);
       return new Store(db, path);
     } catch (error) {
       db.close();
-      if (error instanceof StoreError) throw error;
-      // Typically: not a SQLite file, or the directory is not writable so the -wal cannot be made.
+      throw asOpenError(path, error);
+    }
+  }
+
+  /**
+   * Read-only and without migrations, for `mc-proxy config diff` and `config export` (which must
+   * not change what they look at, and work beside a running server thanks to WAL). Null for a
+   * file at schema version 0 (created, never migrated: it holds nothing). Any other version but
+   * this code's is refused: the statements below are prepared against this code's schema.
+   */
+  static openReadOnly(path: string): Store | null {
+    let db: Database;
+    try {
+      db = new Database(path, { readonly: true, strict: true });
+    } catch (error) {
       throw new StoreError(
         "io",
-        `database ${path}: cannot open: ${describeCause(error)} (running as ${describeCurrentUser()})`,
+        `database ${path}: cannot open for reading: ${describeCause(error)} (running as ${describeCurrentUser()})`,
         { cause: error },
       );
     }
+    try {
+      db.run(`PRAGMA busy_timeout = ${DEFAULT_BUSY_TIMEOUT_MS}`);
+      const version =
+        db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0;
+      if (version === 0) {
+        db.close();
+        return null;
+      }
+      if (version > SCHEMA_VERSION) {
+        throw new StoreError(
+          "io",
+          `database ${path} has schema version ${version}, newer than this mc-proxy understands (${SCHEMA_VERSION}): run a newer mc-proxy`,
+        );
+      }
+      if (version < SCHEMA_VERSION) {
+        throw new StoreError(
+          "io",
+          `database ${path} has schema version ${version}, older than this mc-proxy's (${SCHEMA_VERSION}): its next start (or \`mc-proxy config apply\`) migrates it`,
+        );
+      }
+      return new Store(db, path);
+    } catch (error) {
+      db.close();
+      throw asOpenError(path, error);
+    }
+  }
+
+  /**
+   * For `mc-proxy server`: opens (creating if missing) and migrates the database inside one
+   * IMMEDIATE transaction that stays open until `commit()`; `abort()` rolls back the migration
+   * and everything written since, closes the file and removes the files this call created. So a
+   * start that fails after this point leaves routes, rules and the schema version as they were,
+   * and no database file where there was none. The write lock is held meanwhile: other writers
+   * (a `config apply` without a server) wait up to the busy timeout.
+   */
+  static openForStart(path: string, options: StoreOptions = {}): PendingStore {
+    const companions = [path, `${path}-wal`, `${path}-shm`];
+    const existed = companions.map((file) => existsSync(file));
+    const removeCreated = () => {
+      companions.forEach((file, i) => {
+        if (existed[i]) return;
+        try {
+          unlinkSync(file);
+        } catch {
+          // Not there (SQLite removed its -wal/-shm on close): nothing to undo.
+        }
+      });
+    };
+    let db: Database;
+    try {
+      db = openConnection(path, options);
+    } catch (error) {
+      removeCreated();
+      throw error;
+    }
+    let store: Store;
+    try {
+      db.run("BEGIN IMMEDIATE");
+      migrate(db, path);
+      store = new Store(db, path);
+    } catch (error) {
+      if (db.inTransaction) db.run("ROLLBACK");
+      db.close();
+      removeCreated();
+      throw asOpenError(path, error);
+    }
+    let settled = false;
+    return {
+      store,
+      commit() {
+        if (settled) return;
+        try {
+          db.run("COMMIT");
+          settled = true;
+        } catch (error) {
+          throw new StoreError("io", `database ${path}: commit: ${describeCause(error)}`, {
+            cause: error,
+          });
+        }
+      },
+      abort() {
+        if (settled) return;
+        settled = true;
+        try {
+          if (db.inTransaction) db.run("ROLLBACK");
+        } finally {
+          db.close();
+          removeCreated();
+        }
+      },
+    };
   }
 
   /**
@@ -315,6 +465,11 @@ export class Store {
     return this.write("seed from the configuration", () =>
       this.tx.reconcile.immediate(config, now),
     );
+  }
+
+  /** False until the first start has written the TOML into it (`seeded_at`). */
+  isSeeded(): boolean {
+    return this.stmts.getMeta.get({ key: "seeded_at" }) !== null;
   }
 
   /** Every listener address in the database, in the order they were added. */
@@ -344,6 +499,14 @@ export class Store {
     this.write(`remove route ${JSON.stringify(hostname)}`, () =>
       this.tx.removeRoute.immediate(listenerAddr, hostname),
     );
+  }
+
+  /**
+   * `mc-proxy config apply` without a running server: every difference in one transaction, so a
+   * failure (an unknown listener, disk full) writes none of them. An update replaces the row.
+   */
+  applyDifferences(differences: readonly Difference[]): void {
+    this.write("apply the configuration", () => this.tx.applyDifferences.immediate(differences));
   }
 
   /** All rules, ordered by type then value. */
@@ -384,8 +547,106 @@ export class Store {
     snapshotDatabase(this.db, this.path, destination);
   }
 
+  /**
+   * Throws file_replaced when the database file was deleted or replaced since open(): a write
+   * that committed there would be acknowledged and then lost.
+   */
+  checkFileIdentity(): void {
+    if (this.identityFd === -1) return; // closed: the write fails in SQLite with its own error
+    let reason: string | null = null;
+    try {
+      const now = statSync(this.path);
+      if (now.dev !== this.identity.dev || now.ino !== this.identity.ino) {
+        reason = "was replaced by another file";
+      } else if (fstatSync(this.identityFd).nlink === 0) {
+        reason = "was deleted";
+      }
+    } catch (error) {
+      reason =
+        (error as { code?: unknown }).code === "ENOENT"
+          ? "was deleted"
+          : `cannot be checked: ${describeCause(error)}`;
+    }
+    if (reason !== null) {
+      throw new StoreError(
+        "file_replaced",
+        `database ${this.path} ${reason} while the server runs: refusing writes that would be lost; restart mc-proxy (restore a snapshot first if the file is gone)`,
+      );
+    }
+  }
+
+  /**
+   * Copies every WAL frame into the database file and truncates the WAL (PRAGMA
+   * wal_checkpoint(TRUNCATE)). Null when that worked; else why not (disk full, a reader
+   * holding the WAL). The WAL still holds every committed write either way: nothing is lost,
+   * but the next start depends on the -wal file being there.
+   */
+  checkpoint(): string | null {
+    try {
+      const row = this.db
+        .query<{ busy: number; log: number; checkpointed: number }, []>(
+          "PRAGMA wal_checkpoint(TRUNCATE)",
+        )
+        .get();
+      if (row === null) return null;
+      if (row.busy !== 0) {
+        return `busy: ${row.checkpointed} of ${row.log} WAL frames copied (another connection holds the database)`;
+      }
+      if (row.log !== -1 && row.checkpointed !== row.log) {
+        return `${row.checkpointed} of ${row.log} WAL frames copied`;
+      }
+      return null;
+    } catch (error) {
+      return describeCause(error);
+    }
+  }
+
   close(): void {
+    // -1 once closed: a second close() must not close a descriptor number reused meanwhile.
+    if (this.identityFd !== -1) closeSync(this.identityFd);
+    this.identityFd = -1;
     this.db.close();
+  }
+
+  private applyDifference(difference: Difference): void {
+    switch (difference.kind) {
+      case "add-listener":
+        this.stmts.insertListener.run({ addr: difference.listener });
+        for (const route of difference.toml) this.insertRouteRow(difference.listener, route);
+        return;
+      case "add-route":
+        this.requireListener(difference.listener);
+        this.insertRouteRow(difference.listener, difference.toml);
+        return;
+      case "update-route":
+      case "remove-route": {
+        this.requireListener(difference.listener);
+        const hostname =
+          difference.kind === "update-route"
+            ? difference.toml.hostname
+            : difference.database.hostname;
+        const { changes } = this.stmts.deleteRoute.run({
+          listener_addr: difference.listener,
+          hostname,
+        });
+        if (changes === 0) {
+          throw new StoreError(
+            "not_found",
+            `route ${JSON.stringify(hostname)} not found on listener ${JSON.stringify(difference.listener)}`,
+          );
+        }
+        if (difference.kind === "update-route") {
+          this.insertRouteRow(difference.listener, difference.toml);
+        }
+        return;
+      }
+      case "add-rule":
+        this.stmts.seedFirewallRule.run(difference.rule);
+        return;
+      case "remove-rule":
+        this.stmts.deleteFirewallRule.run(difference.rule);
+        return;
+    }
   }
 
   private requireListener(listenerAddr: string): void {
@@ -425,6 +686,8 @@ export class Store {
    * (locked, disk full, a CHECK that validation should have caught) becomes an `io` error.
    */
   private write<T>(action: string, run: () => T): T {
+    // Before the commit, not after: a write into a deleted file must not even be attempted.
+    this.checkFileIdentity();
     try {
       return run();
     } catch (error) {

@@ -63,6 +63,8 @@ export function makeConfig(
     proxy: {
       connectTimeoutMs: 5000,
       helloTimeoutMs: 10000,
+      headerTimeoutMs: 30000,
+      bodyIdleTimeoutMs: 60000,
       idleTimeoutMs: 300000,
       shutdownTimeoutMs: 30000,
       healthCheckIntervalMs: 5000,

@@ -63,8 +63,11 @@ export interface RunningProxy {
   readonly logs: string[];
   /** The bound port of a listener, by its configured addr. */
   port(listenerAddr: string): number;
-  /** Resolves with the first line (already seen or future) matching `pattern`. */
-  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /**
+   * Resolves with the first line (already seen or future) matching `pattern`; with `fromLine`,
+   * only lines from that index of `logs` on count (for an event that repeats a line).
+   */
+  waitForLog(pattern: RegExp, timeoutMs?: number, fromLine?: number): Promise<string>;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number>;
   readonly exited: Promise<number>;
@@ -128,8 +131,8 @@ export async function startProxy(
     if (rest) onLine(rest);
   })();
 
-  const waitForLog = (pattern: RegExp, timeoutMs = 10_000): Promise<string> => {
-    const seen = logs.find((line) => pattern.test(line));
+  const waitForLog = (pattern: RegExp, timeoutMs = 10_000, fromLine = 0): Promise<string> => {
+    const seen = logs.slice(fromLine).find((line) => pattern.test(line));
     if (seen) return Promise.resolve(seen);
     return new Promise((resolvePromise, reject) => {
       const timer = setTimeout(() => {

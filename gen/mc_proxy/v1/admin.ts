@@ -229,9 +229,10 @@ export interface RouteStats {
   bytesDown: number;
   /**
    * Ended connections by end reason: blocked, limit, not_trusted, bad_proxy_header, no_sni,
-   * no_route, bad_hello, hello_timeout, dial_failed, idle_timeout, shutdown, closed,
-   * worker_exited (every reason is present, zeros included); the `outcome` of the access log
-   * line (worker_exited has no line: those connections died with their worker thread).
+   * no_route, bad_hello, hello_timeout, dial_failed, idle_timeout,
+   * header_timeout, body_timeout, shutdown, closed, worker_exited (every
+   * reason is present, zeros included); the `outcome` of the access log line
+   * (worker_exited has no line: those connections died with their worker thread).
    */
   ends: { [key: string]: number };
   /** The route's current backends, in its order. */

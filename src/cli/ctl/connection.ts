@@ -1,4 +1,5 @@
 // mcproxyctl's connection flags (--addr --ca --cert --key, or -c <config>) and output flag.
+import { resolve } from "node:path";
 import type { ArgsDef } from "citty";
 import {
   AdminClient,
@@ -6,6 +7,7 @@ import {
   connectOptionsFromGrpcConfig,
 } from "../../client/index.ts";
 import { loadConfig } from "../../config/load-config.ts";
+import { withConnectHint } from "../admin-hints.ts";
 import { UsageError } from "../errors.ts";
 
 /** Flags every mcproxyctl subcommand takes. Explicit flags override what -c gives. */
@@ -55,10 +57,12 @@ export function connectOptionsFromFlags(flags: ConnectionFlags): AdminConnectOpt
     base = connectOptionsFromGrpcConfig(config.grpc);
   }
   const addr = flags.addr || base.addr;
-  const ca = flags.ca || base.ca;
+  const ca = flags.ca || base.ca || "";
   if (!addr) throw new UsageError("--addr <host:port> (or -c <config>) is required");
-  if (!ca) throw new UsageError("--ca <path> (or -c <config>) is required to verify the server");
-  return { addr, ca, cert: flags.cert || base.cert, key: flags.key || base.key };
+  if (!ca && !base.systemTrust)
+    throw new UsageError("--ca <path> (or -c <config>) is required to verify the server");
+  const systemTrust = !flags.ca && base.systemTrust === true;
+  return { addr, ca, systemTrust, cert: flags.cert || base.cert, key: flags.key || base.key };
 }
 
 /** Runs `work` with a connected client and closes it afterwards. */
@@ -69,6 +73,11 @@ export async function withClient<T>(
   const client = AdminClient.connect(connectOptionsFromFlags(flags));
   try {
     return await work(client);
+  } catch (error) {
+    throw withConnectHint(error, {
+      presentsCertificate: client.presentsCertificate,
+      configPath: flags.config ? resolve(flags.config) : null,
+    });
   } finally {
     client.close();
   }
