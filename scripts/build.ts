@@ -15,8 +15,9 @@ const ROOT = resolve(import.meta.dir, "..");
 const DIST = join(ROOT, "dist");
 
 const PROGRAMS = [
-  { name: "mc-proxy", entry: "src/cmd/mc-proxy.ts" },
-  { name: "mcproxyctl", entry: "src/cmd/mcproxyctl.ts" },
+  // The worker thread's entry point travels inside the executable (`new Worker` finds it there).
+  { name: "mc-proxy", entry: "src/cmd/mc-proxy.ts", workers: ["src/server/worker-main.ts"] },
+  { name: "mcproxyctl", entry: "src/cmd/mcproxyctl.ts", workers: [] },
 ] as const;
 
 /** ELF e_machine values (System V ABI, gABI "Machine" table). */
@@ -51,7 +52,7 @@ function elfMachine(path: string): number | null {
 async function buildOne(program: (typeof PROGRAMS)[number], arch: Arch): Promise<string> {
   const outfile = join(DIST, `${program.name}-linux-${arch}`);
   const result = await Bun.build({
-    entrypoints: [join(ROOT, program.entry)],
+    entrypoints: [join(ROOT, program.entry), ...program.workers.map((path) => join(ROOT, path))],
     target: "bun",
     // Identifiers stay readable so that a bug's stack trace in a log still names functions.
     minify: { whitespace: true, syntax: true, identifiers: false },

@@ -344,6 +344,7 @@ describe("the counter snapshot", () => {
       body_timeout: 0,
       shutdown: 0,
       closed: 0,
+      worker_exited: 0,
     });
     expect(
       stats.firewallHits.map(({ rule, hits }) => `${rule.type}:${rule.value}=${hits}`),

@@ -1,7 +1,7 @@
 // `bun run bench`: mc-proxy against HAProxy, nginx and the Bun floor, interleaved, medians.
 //
 //   bun run bench [--rounds N] [--only rate,bulk,idle,scale,pool] [--duration S] [--quick] [--profile]
-//                 [--systems mc-proxy,haproxy,haproxy-128k,nginx,bun-relay,direct]
+//                 [--systems mc-proxy,haproxy,haproxy-128k,nginx,bun-relay,direct] [--workers N]
 //
 // Builds the C load generator and backend (gcc, into a temp cache), captures real ClientHellos
 // from node:tls, then per round starts each system fresh with the same routes and firewall
@@ -51,6 +51,7 @@ const { values: flags } = parseArgs({
     concurrency: { type: "string" },
     "idle-conns": { type: "string" },
     quick: { type: "boolean", default: false },
+    workers: { type: "string" },
     profile: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -89,6 +90,12 @@ function numberFlag(text: string | undefined, fallback: number, what: string): n
 }
 
 const quick = flags.quick;
+/** Event loops per system: mc-proxy workers, HAProxy nbthread, nginx worker_processes. */
+const WORKERS = numberFlag(flags.workers, 1, "workers");
+if (!Number.isInteger(WORKERS) || WORKERS > 64) {
+  console.error(`bench: --workers "${flags.workers}": expected an integer 1-64`);
+  process.exit(2);
+}
 const settings = {
   rounds: numberFlag(flags.rounds, quick ? 1 : 5, "rounds"),
   durationS: numberFlag(flags.duration, quick ? 2 : 5, "duration"),
@@ -97,6 +104,7 @@ const settings = {
   bulkOneBytes: (quick ? 256 : 1024) * MIB,
   bulkManyBytes: (quick ? 8 : 32) * MIB, // per connection, 32 connections
   warmupS: 1,
+  workers: WORKERS,
 };
 const workloads = new Set(listFlag(flags.only, ALL_WORKLOADS, "only"));
 const systems = listFlag(flags.systems, ALL_SYSTEMS, "systems");
@@ -185,6 +193,7 @@ async function withSystem(
       rules: ruleSet(scale),
       backend: backendPorts,
       bunArgs,
+      workers: WORKERS,
       rateBackends,
     });
     running.add(system);
@@ -222,7 +231,9 @@ async function main(): Promise<void> {
       poolPorts.push(extra.ports.rate);
     }
   }
-  log(`bench: ${settings.rounds} round(s), systems ${systems.join(", ")}; load ${loadBefore}`);
+  log(
+    `bench: ${settings.rounds} round(s), systems ${systems.join(", ")}, ${WORKERS} worker(s) each; load ${loadBefore}`,
+  );
 
   for (let round = 0; round < settings.rounds; round++) {
     log(`round ${round + 1}/${settings.rounds}`);
@@ -355,7 +366,8 @@ async function main(): Promise<void> {
     `Medians of ${settings.rounds} interleaved round(s); rate runs ${settings.durationS} s at ` +
       `concurrency ${settings.concurrency}; bulk ×1 moves ${settings.bulkOneBytes / MIB} MiB ` +
       `each way, ×32 moves 32 × ${settings.bulkManyBytes / MIB} MiB; idle holds ` +
-      `${fmt(settings.idleConns)} connections; ${minutes} min in all.`,
+      `${fmt(settings.idleConns)} connections; ${WORKERS} worker(s) or thread(s) per system ` +
+      `(the load generator shares the same cores); ${minutes} min in all.`,
     "",
     markdownTable(results, systems),
     "",

@@ -41,6 +41,11 @@ export interface StartOptions {
   /** Extra arguments for bun before the script (e.g. --cpu-prof); mc-proxy from sources only. */
   bunArgs?: string[];
   /**
+   * Event loops per system (--workers): mc-proxy `[proxy] workers`, HAProxy `nbthread`, nginx
+   * `worker_processes`. The Bun floor stays one thread (it is the per-loop cost). Default 1.
+   */
+  workers?: number;
+  /**
    * mc-proxy only: the rate route's backends as several ports (`backends = [...]`, the
    * default least_connections) instead of `backend.rate` (the pool workload).
    */
@@ -145,11 +150,15 @@ async function launch(
   };
 }
 
-/** mc-proxy with its defaults: the config names only the database, routes and firewall rules. */
+/**
+ * mc-proxy with its defaults: the config names only the database, routes and firewall rules,
+ * and `[proxy] workers` (the bench's --workers, 1 unless given).
+ */
 async function startMcProxy({
   rules,
   backend,
   bunArgs = [],
+  workers = 1,
   rateBackends,
 }: StartOptions): Promise<RunningSystem> {
   const dir = mkdtempSync(join(tmpdir(), "mc-proxy-bench-"));
@@ -175,6 +184,7 @@ async function startMcProxy({
   if (rules.cidrs.length > 0) {
     lines.push("", "[firewall]", `blocked_cidrs = [${rules.cidrs.map((c) => `"${c}"`).join(",")}]`);
   }
+  lines.push("", "[proxy]", `workers = ${workers}`);
   const config = join(dir, "mc-proxy.toml");
   writeFileSync(config, `${lines.join("\n")}\n`);
   // MC_PROXY_BIN: a compiled executable; MC_PROXY_ENTRY: another checkout's mc-proxy.ts (A/B).
@@ -190,9 +200,9 @@ async function startMcProxy({
   return launch("mc-proxy", argv, port, dir, [], env);
 }
 
-/** HAProxy 2.6, one thread, SNI routing by a map, the CIDRs as a `src -f` list. */
+/** HAProxy 2.6, `nbthread` = --workers, SNI routing by a map, the CIDRs as a `src -f` list. */
 async function startHaproxy(
-  { rules, backend }: StartOptions,
+  { rules, backend, workers = 1 }: StartOptions,
   bigBuffers: boolean,
 ): Promise<RunningSystem> {
   const id: SystemId = bigBuffers ? "haproxy-128k" : "haproxy";
@@ -205,7 +215,7 @@ async function startHaproxy(
   writeFileSync(blocked, rules.cidrs.map((c) => `${c}\n`).join(""));
   const purposes = [...new Set(rules.routes.map((r) => r.purpose))];
   const config = `global
-  nbthread 1
+  nbthread ${workers}
   maxconn ${HAPROXY_MAXCONN}
 ${bigBuffers ? "  tune.bufsize 131072\n" : ""}
 defaults
@@ -225,8 +235,11 @@ ${purposes.map((p) => `\nbackend be_${p}\n  server s1 127.0.0.1:${backend[p]}\n`
   return launch(id, ["haproxy", "-db", "-f", path], port, dir, []);
 }
 
-/** nginx 1.22 stream with ssl_preread, one worker; the CIDRs in a `geo` block (a radix tree). */
-async function startNginx({ rules, backend }: StartOptions): Promise<RunningSystem> {
+/**
+ * nginx 1.22 stream with ssl_preread, `worker_processes` = --workers (each accepts on its own
+ * SO_REUSEPORT socket); the CIDRs in a `geo` block (a radix tree).
+ */
+async function startNginx({ rules, backend, workers = 1 }: StartOptions): Promise<RunningSystem> {
   if (!Bun.which("nginx")) throw new Error("nginx is not installed (apt-get install nginx)");
   const dir = mkdtempSync(join(tmpdir(), "mc-proxy-bench-nginx-"));
   const port = await freePort();
@@ -242,7 +255,7 @@ async function startNginx({ rules, backend }: StartOptions): Promise<RunningSyst
     : "";
   const config = `load_module ${NGINX_STREAM_MODULE};
 daemon off;
-worker_processes 1;
+worker_processes ${workers};
 worker_rlimit_nofile 19900;
 pid ${join(dir, "nginx.pid")};
 error_log ${join(dir, "error.log")} warn;
@@ -258,7 +271,7 @@ ${geo}  map ${key} $bench_backend {
     default 127.0.0.1:1;
 ${routes}  }
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port}${workers > 1 ? " reuseport" : ""};
     ssl_preread on;
     preread_timeout 10s;
     proxy_connect_timeout 5s;

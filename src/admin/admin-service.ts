@@ -11,6 +11,7 @@ import type { Logger } from "../log/logger.ts";
 import { CertificateError, preloadRouteCertificate } from "../runtime/certificates.ts";
 import { ExplainError, explain } from "../runtime/explain.ts";
 import type { Runtime } from "../runtime/runtime.ts";
+import type { RuntimeChange, RuntimeUpdates } from "../runtime/runtime-updates.ts";
 import { collectStats } from "../runtime/stats.ts";
 import { type Store, StoreError } from "../store/index.ts";
 import {
@@ -46,6 +47,11 @@ export interface AdminServiceDeps {
   logger: Logger;
   /** The release version GetStatus reports. */
   version: string;
+  /**
+   * Carries each committed change to every event loop (worker threads); the call is answered
+   * once all of them applied it. Without it, the change goes to `runtime` directly.
+   */
+  updates?: RuntimeUpdates;
 }
 
 /**
@@ -59,6 +65,19 @@ export interface AdminServiceDeps {
  */
 export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceServer {
   const { store, runtime, logger, version } = deps;
+  /**
+   * Applies a committed change. One event loop: to `runtime`, synchronously (null: done, the
+   * call is answered at once, as before worker threads). Worker threads: a promise that settles
+   * once every worker has it.
+   */
+  function apply(change: RuntimeChange): Promise<void> | null {
+    return applyCommitted(() => {
+      if (deps.updates !== undefined) return deps.updates.apply(change);
+      if (change.kind === "routes") runtime.replaceRoutes(change.listener, change.routes);
+      else if (change.kind === "firewall") runtime.replaceFirewallRules(change.rules);
+      return null;
+    });
+  }
 
   /** The listener's addr when it is both configured (running) and in the database. */
   function requireListener(addr: string): string {
@@ -101,12 +120,12 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
   }
 
   // After a commit: the runtime takes what the store now holds, not what the request said.
-  function applyRoutes(addr: string): void {
-    applyCommitted(() => runtime.replaceRoutes(addr, store.routes(addr)));
+  function applyRoutes(addr: string): Promise<void> | null {
+    return apply({ kind: "routes", listener: addr, routes: store.routes(addr) });
   }
 
-  function applyFirewallRules(): void {
-    applyCommitted(() => runtime.replaceFirewallRules(store.firewallRules()));
+  function applyFirewallRules(): Promise<void> | null {
+    return apply({ kind: "firewall", rules: store.firewallRules() });
   }
 
   return {
@@ -130,7 +149,7 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       }
       const addr = requireListener(request.listenerAddr);
       store.addRoute(addr, route);
-      applyRoutes(addr);
+      const applied = applyRoutes(addr);
       logger.info("route added", {
         listener: addr,
         hostname: route.hostname,
@@ -138,7 +157,7 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
         mode: route.mode,
         peer,
       });
-      return {};
+      return answered(applied);
     }),
 
     removeRoute: unary("RemoveRoute", logger, (request, peer) => {
@@ -150,9 +169,9 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
       }
       const addr = requireListener(request.listenerAddr);
       store.removeRoute(addr, hostname);
-      applyRoutes(addr);
+      const applied = applyRoutes(addr);
       logger.info("route removed", { listener: addr, hostname, peer });
-      return {};
+      return answered(applied);
     }),
 
     getFirewallRules: unary("GetFirewallRules", logger, () => {
@@ -168,17 +187,17 @@ export function createAdminService(deps: AdminServiceDeps): ProxyAdminServiceSer
         throw new RpcError(status.FAILED_PRECONDITION, problem);
       }
       store.addFirewallRule(rule);
-      applyFirewallRules();
+      const applied = applyFirewallRules();
       logger.info("firewall rule added", { type: rule.type, value: rule.value, peer });
-      return {};
+      return answered(applied);
     }),
 
     removeFirewallRule: unary("RemoveFirewallRule", logger, (request, peer) => {
       const rule = ruleFromRequest(request.rule);
       store.removeFirewallRule(rule);
-      applyFirewallRules();
+      const applied = applyFirewallRules();
       logger.info("firewall rule removed", { type: rule.type, value: rule.value, peer });
-      return {};
+      return answered(applied);
     }),
 
     getStatus: unary("GetStatus", logger, () => statusToProto({ ...runtime.status(), version })),
@@ -227,19 +246,33 @@ class ApplyError extends Error {
   override readonly name = "ApplyError";
 }
 
-function applyCommitted(apply: () => void): void {
-  try {
-    apply();
-  } catch (error) {
-    throw new ApplyError(
+function applyCommitted(apply: () => Promise<void> | null): Promise<void> | null {
+  const refused = (error: unknown) =>
+    new ApplyError(
       `the change was committed to the database but applying it to the running proxy failed: ${describe(error)}; a restart applies it`,
       { cause: error },
     );
+  let applied: Promise<void> | null;
+  try {
+    applied = apply();
+  } catch (error) {
+    throw refused(error);
   }
+  return (
+    applied?.catch((error) => {
+      throw refused(error);
+    }) ?? null
+  );
+}
+
+/** The empty response: now when the change is applied already, else once it is. */
+function answered(applied: Promise<void> | null): object | Promise<object> {
+  return applied === null ? {} : applied.then(() => ({}));
 }
 
 /**
- * Wraps a synchronous handler: its result is the response; an RpcError or StoreError becomes
+ * Wraps a handler: its result (or what its promise resolves to, for a change that waits on the
+ * workers) is the response; an RpcError or StoreError becomes
  * the matching status with its message; anything else is INTERNAL and logged, since it is a bug
  * or an I/O failure the operator has to see in the server log.
  */
@@ -276,11 +309,9 @@ function unary<Req, Res>(
       refuse(error);
       return;
     }
-    if (response instanceof Promise) {
-      response.then((value) => callback(null, value), refuse);
-      return;
-    }
-    callback(null, response);
+    // A change is answered once every worker applied it (the commit itself was synchronous).
+    if (response instanceof Promise) response.then((value) => callback(null, value), refuse);
+    else callback(null, response);
   };
 }
 

@@ -27,6 +27,7 @@ export interface AdminServerOptions {
   grpc: GrpcConfig;
   store: Store;
   runtime: AdminServiceDeps["runtime"];
+  updates?: AdminServiceDeps["updates"];
   logger: Logger;
   /** The release version GetStatus reports. */
   version: string;

@@ -40,6 +40,32 @@ describe("formatStatus", () => {
     );
   });
 
+  test("with worker threads, a line per worker after the listeners", () => {
+    const text = formatStatus(
+      {
+        version: "0.1.0",
+        startedAt,
+        totalConnections: 30,
+        listeners: [{ addr: ":443", routeCount: 2, activeConnections: 12, proxyProtocol: false }],
+        backendsDown: [],
+        workers: [
+          { worker: 1, activeConnections: 7, totalConnections: 20, startedAt },
+          {
+            worker: 3,
+            activeConnections: 5,
+            totalConnections: 10,
+            startedAt: new Date(now.getTime() - 65_000),
+          },
+        ],
+      },
+      now,
+      { workers: true },
+    );
+    expect(text).toBe(
+      "mc-proxy v0.1.0\nuptime:      4h32m10s\nconnections: 30\n\n  :443  routes=2  active=12\n\n  worker 1  active=7  connections=20  up 4h32m10s\n  worker 3  active=5  connections=10  up 1m5s\n",
+    );
+  });
+
   test("backends marked down are listed after the listeners, only when there are some", () => {
     const text = formatStatus(
       {

@@ -19,9 +19,14 @@ export function formatUptime(ms: number): string {
 
 /**
  * The SPEC §1 status text: version, uptime, total connections, then one line per listener with
- * each column padded to its widest value and two spaces between columns.
+ * each column padded to its widest value and two spaces between columns; with `workers` (and
+ * worker threads running), one line per worker after them.
  */
-export function formatStatus(status: RuntimeStatus, now: Date): string {
+export function formatStatus(
+  status: RuntimeStatus,
+  now: Date,
+  options: { workers?: boolean } = {},
+): string {
   const version = status.version.replace(/^v/, "");
   const lines = [
     `mc-proxy v${version}`,
@@ -33,6 +38,17 @@ export function formatStatus(status: RuntimeStatus, now: Date): string {
       listener.addr,
       `routes=${listener.routeCount}`,
       `active=${listener.activeConnections}`,
+    ]);
+    lines.push("", ...alignColumns(rows).map((line) => `  ${line}`));
+  }
+  // `mcproxyctl status` with worker threads: one line per worker (its own connections, its
+  // own uptime). `mc-proxy status` keeps the SPEC §1 report as it is.
+  if (options.workers === true && status.workers !== undefined && status.workers.length > 0) {
+    const rows = status.workers.map((worker) => [
+      `worker ${worker.worker}`,
+      `active=${worker.activeConnections}`,
+      `connections=${worker.totalConnections}`,
+      `up ${formatUptime(now.getTime() - worker.startedAt.getTime())}`,
     ]);
     lines.push("", ...alignColumns(rows).map((line) => `  ${line}`));
   }

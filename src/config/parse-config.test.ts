@@ -122,6 +122,7 @@ test("the SPEC §2 example parses into the exact Config", () => {
       shutdownTimeoutMs: 30_000,
       ...HEALTH_DEFAULTS,
       backendCa: "",
+      workers: 1,
     },
   };
   expect(parseConfig(SPEC_EXAMPLE, SOURCE)).toEqual(expected);
@@ -244,6 +245,7 @@ backend_ca = "ca/backends.pem"
       shutdownTimeoutMs: 120_000,
       ...HEALTH_DEFAULTS,
       backendCa: "/etc/mc-proxy/ca/backends.pem",
+      workers: 1,
     },
   };
   expect(parseConfig(text, SOURCE)).toEqual(expected);
@@ -277,6 +279,7 @@ test("absent sections and keys take the SPEC §2 defaults", () => {
       shutdownTimeoutMs: 30_000,
       ...HEALTH_DEFAULTS,
       backendCa: "",
+      workers: 1,
     },
   });
 });
@@ -793,6 +796,32 @@ test.each([
   expect(error.message).not.toMatch(/[\r\n]/);
   expect(error.exitCode).toBe(2);
   expect(error.name).toBe("ConfigError");
+});
+
+describe("[proxy] workers", () => {
+  const withWorkers = (value: string) =>
+    `[database]\npath = "/tmp/x.db"\n\n[[listeners]]\naddr = ":443"\n\n[proxy]\nworkers = ${value}\n`;
+
+  test.each([
+    ["1", 1],
+    ["4", 4],
+    ["64", 64],
+    ['"auto"', "auto"],
+  ])("workers = %s", (text, expected) => {
+    expect(parseConfig(withWorkers(text), SOURCE).proxy.workers).toBe(expected as number | "auto");
+  });
+
+  test.each([
+    ["0", "proxy.workers 0"],
+    ["65", "proxy.workers 65"],
+    ["1.5", "proxy.workers 1.5"],
+    ['"many"', 'proxy.workers "many"'],
+    ["true", "proxy.workers true"],
+  ])("workers = %s is refused", (text, prefix) => {
+    expect(() => parseConfig(withWorkers(text), SOURCE)).toThrow(
+      `${prefix}: expected "auto" or an integer 1-64`,
+    );
+  });
 });
 
 describe("grpc.insecure (issue 23, item 3)", () => {

@@ -15,6 +15,7 @@ import {
   type HostPort,
   ParsedAddress,
   type ProxyTimeouts,
+  type WorkerCount,
 } from "../domain/types.ts";
 import { parseHostPort } from "../ip/host-port.ts";
 import { bindsOverlap } from "./bind-overlap.ts";
@@ -233,9 +234,24 @@ function readProxy(root: TableFields, resolvePath: PathResolver): ProxyTimeouts 
     healthCheckTimeoutMs: readDuration(fields, "health_check_timeout"),
     backendHoldDownMs: readDuration(fields, "backend_hold_down"),
     backendCa: resolvePath(fields.string("backend_ca", DEFAULTS.proxy.backend_ca)),
+    workers: readWorkers(fields),
     headerTimeoutMs: readDuration(fields, "header_timeout"),
     bodyIdleTimeoutMs: readDuration(fields, "body_idle_timeout"),
   };
+}
+
+/** The most workers a process runs (the shared admission table has a column per worker). */
+export const MAX_WORKER_COUNT = 64;
+
+function readWorkers(fields: TableFields): WorkerCount {
+  const value = fields.table.workers ?? DEFAULTS.proxy.workers;
+  if (value === "auto") return "auto";
+  if (typeof value === "number" && Number.isInteger(value)) {
+    if (value >= 1 && value <= MAX_WORKER_COUNT) return value;
+  }
+  throw new ConfigError(
+    `${fields.at("workers")} ${describeValue(value)}: expected "auto" or an integer 1-${MAX_WORKER_COUNT}`,
+  );
 }
 
 interface Bind {

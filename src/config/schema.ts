@@ -35,6 +35,7 @@ export const CONFIG_KEYS = {
     "health_check_timeout",
     "backend_hold_down",
     "backend_ca",
+    "workers",
     "header_timeout",
     "body_idle_timeout",
   ],
@@ -86,6 +87,9 @@ export const DEFAULTS = {
     health_check_timeout: "2s",
     backend_hold_down: "10s",
     backend_ca: "",
+    // 1 until backend health and per-backend counters (issue 20) are shared across workers
+    // too; then "auto" (ARCHITECTURE.md, Worker threads).
+    workers: 1 as string | number,
     header_timeout: "30s",
     body_idle_timeout: "60s",
   },

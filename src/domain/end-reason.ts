@@ -15,6 +15,8 @@
  * - body_timeout: l7, a request body went body_idle_timeout without a byte from the client
  * - shutdown: still open when shutdown_timeout ran out
  * - closed: a normal end after piping
+ * - worker_exited: open on a worker thread that died (counted by the supervisor, not logged
+ *   per connection)
  */
 export const END_REASONS = [
   "blocked",
@@ -31,6 +33,7 @@ export const END_REASONS = [
   "body_timeout",
   "shutdown",
   "closed",
+  "worker_exited",
 ] as const;
 
 export type EndReason = (typeof END_REASONS)[number];

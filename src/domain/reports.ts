@@ -33,6 +33,16 @@ export interface ListenerStatus {
   proxyProtocol: boolean;
 }
 
+/** One worker thread as GetStatus reports it. */
+export interface WorkerStatus {
+  /** The access log's `worker=` id. */
+  worker: number;
+  activeConnections: number;
+  /** Accepted by this worker since it started. */
+  totalConnections: number;
+  startedAt: Date;
+}
+
 /** A backend marked down now (failed dial or health check). */
 export interface DownBackend {
   listenerAddr: string;
@@ -46,6 +56,8 @@ export interface RuntimeStatus {
   totalConnections: number;
   listeners: ListenerStatus[];
   backendsDown: DownBackend[];
+  /** Present with worker threads (`workers` > 1) only. */
+  workers?: WorkerStatus[];
 }
 
 /** A copy of one route backend's health and counters, for GetStats, /metrics and Explain. */

@@ -246,11 +246,16 @@ export interface ProxyTimeouts {
   backendHoldDownMs: number;
   /** "" = system store only. */
   backendCa: string;
+  /** [proxy] workers: event loops serving the listeners; "auto" = the CPUs the process may use. */
+  workers: WorkerCount;
   /** l7: a request head (and, for a new connection, the TLS handshake) must be read within this. */
   headerTimeoutMs: number;
   /** l7: a request body may go this long without a byte from the client. */
   bodyIdleTimeoutMs: number;
 }
+
+/** An integer 1-64, or "auto" (resolved at start: affinity mask and cgroup CPU quota). */
+export type WorkerCount = number | "auto";
 
 export interface Config {
   /** Path of the TOML file this came from (for messages), absolute. */

@@ -96,6 +96,8 @@ export class GeoIpDatabase implements GeoIpLookup {
   private constructor(
     readonly path: string,
     private readonly reader: Reader<CountryResponse>,
+    /** The file's bytes, in shared memory so that worker threads read the same copy. */
+    readonly bytes: Uint8Array,
   ) {
     const epoch = reader.metadata.buildEpoch;
     this.buildEpoch = epoch instanceof Date && !Number.isNaN(epoch.getTime()) ? epoch : null;
@@ -109,12 +111,23 @@ export class GeoIpDatabase implements GeoIpLookup {
    * lookups that decode real records. Anything else throws GeoIpError naming the path.
    */
   static open(path: string): GeoIpDatabase {
-    let db: Buffer;
+    let file: Buffer;
     try {
-      db = readFileSync(path);
+      file = readFileSync(path);
     } catch (error) {
       fail(path, `cannot read: ${describe(error)}`, error);
     }
+    const shared = new Uint8Array(new SharedArrayBuffer(file.length));
+    shared.set(file);
+    return GeoIpDatabase.fromBytes(path, shared);
+  }
+
+  /**
+   * The same checks over bytes already read: a worker thread opens the supervisor's copy (the
+   * `bytes` of a database the supervisor opened), so every thread uses one file, read once.
+   */
+  static fromBytes(path: string, bytes: Uint8Array): GeoIpDatabase {
+    const db = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const markerAt = db.lastIndexOf(METADATA_MARKER);
     if (markerAt === -1) {
       fail(path, "not a MaxMind DB file (no metadata marker; truncated or another format)");
@@ -165,7 +178,7 @@ export class GeoIpDatabase implements GeoIpLookup {
         fail(path, `probe lookup of ${probe} found a ${typeof record}, not a record (damaged)`);
       }
     }
-    return new GeoIpDatabase(path, reader);
+    return new GeoIpDatabase(path, reader, bytes);
   }
 
   /**

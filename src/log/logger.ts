@@ -82,6 +82,19 @@ export class Logger {
     this.emit("error", msg, fields);
   }
 
+  /**
+   * Lines another thread's logger formatted (a worker's), written through this logger's sink
+   * so they keep their order with this thread's lines and reach the same place.
+   */
+  writeFormatted(text: string): void {
+    let start = 0;
+    for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+      this.options.write(text.slice(start, end + 1));
+      start = end + 1;
+    }
+    if (start < text.length) this.options.write(`${text.slice(start)}\n`);
+  }
+
   private emit(level: LogLevel, msg: string, fields?: LogFields): void {
     let line = `time=${timestamp()} level=${LEVEL_TEXT[level]} msg=${JSON.stringify(msg)}`;
     if (fields) {
@@ -92,7 +105,8 @@ export class Logger {
   }
 }
 
-function parseLevel(text: string | undefined): LogLevel {
+/** MC_PROXY_LOG_LEVEL text → level; anything unknown is info. */
+export function parseLevel(text: string | undefined): LogLevel {
   const level = (text ?? "info").toLowerCase();
   return level in LEVEL_RANK ? (level as LogLevel) : "info";
 }

@@ -78,7 +78,7 @@ export class Connection {
   private bytesUp = 0;
   private bytesDown = 0;
   private blockedBy: FirewallRule | null = null;
-  /** Descriptors this connection counts in env.descriptorsInUse (client, then backend). */
+  /** Descriptors this connection counts in env.descriptors (client, then backend). */
   private descriptors = 0;
   private l7: L7Session | null = null;
   /** The client sent more than DIALING_BUFFER_BYTES before its backend opened. */
@@ -101,8 +101,7 @@ export class Connection {
     listener.stats.total++;
     listener.stats.active++;
     this.env.open.add(this);
-    this.holdDescriptor();
-    if (this.env.descriptorsInUse > this.env.descriptorBudget) {
+    if (this.holdDescriptor() > this.env.descriptorBudget) {
       this.reset("limit");
       return;
     }
@@ -339,14 +338,14 @@ export class Connection {
       timeouts: this.env.timeouts,
       logger: this.env.logger,
       backendDescriptors: {
-        available: () => this.env.descriptorsInUse < this.env.descriptorBudget,
+        available: () => this.env.descriptors.inUse() < this.env.descriptorBudget,
         hold: () => {
           if (this.phase !== CLOSED) this.holdDescriptor();
         },
         release: () => {
           if (this.phase === CLOSED || this.descriptors <= 2) return;
           this.descriptors--;
-          this.env.descriptorsInUse--;
+          this.env.descriptors.release(1);
         },
       },
       finish: (reason, bytesUp, bytesDown, backend) => {
@@ -578,9 +577,10 @@ export class Connection {
     this.client.terminate();
   }
 
-  private holdDescriptor(): void {
+  /** Counts one more descriptor for this connection; the process's count afterwards. */
+  private holdDescriptor(): number {
     this.descriptors++;
-    this.env.descriptorsInUse++;
+    return this.env.descriptors.hold();
   }
 
   /** TCP RST to the client: nothing is sent, the peer sees ECONNRESET. */
@@ -642,7 +642,7 @@ export class Connection {
       this.backendState.active--;
       this.backendState = null;
     }
-    this.env.descriptorsInUse -= this.descriptors;
+    this.env.descriptors.release(this.descriptors);
     this.descriptors = 0;
     this.listener.stats.active--;
     if (this.admitted) this.listener.release(this.clientAddress);
@@ -676,6 +676,8 @@ export class Connection {
       fields.rule_type = this.blockedBy.type;
       fields.rule = this.blockedBy.value;
     }
+    // Last, so a line reads the same with and without worker threads up to here.
+    if (this.env.worker !== null) fields.worker = this.env.worker;
     return fields;
   }
 }

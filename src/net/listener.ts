@@ -1,5 +1,5 @@
 // Bun.listen for one configured listener: one handler object, a Connection per socket.
-import type { Socket, SocketHandler, TCPSocketListener } from "bun";
+import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import type { ListenerState } from "../runtime/listener-state.ts";
 import type { ProxyEnv } from "../runtime/proxy-env.ts";
 import { Connection } from "./connection.ts";
@@ -47,7 +47,16 @@ function clientHandlers(state: ListenerState, env: ProxyEnv): SocketHandler<Conn
  * so one socket serves every interface of both families. `exclusive` turns SO_REUSEPORT off:
  * a second instance on the same port must fail loudly, not share the traffic.
  */
-export function startListener(state: ListenerState, env: ProxyEnv): RunningListener {
+export function startListener(
+  state: ListenerState,
+  env: ProxyEnv,
+  options: {
+    /** SO_REUSEPORT on: every worker thread binds the same port and the kernel spreads accepts. */
+    reusePort?: boolean;
+    /** The port to bind instead of the configured one (a worker joining port 0's pick). */
+    port?: number;
+  } = {},
+): RunningListener {
   // Parsed once, by the config loader.
   const bind = state.spec.bind;
   const hostname = bind.host === "" ? "::" : bind.host;
@@ -55,11 +64,13 @@ export function startListener(state: ListenerState, env: ProxyEnv): RunningListe
   try {
     server = Bun.listen<Connection>({
       hostname,
-      port: bind.port,
-      exclusive: true,
+      port: options.port ?? bind.port,
+      exclusive: options.reusePort !== true,
+      reusePort: options.reusePort === true,
       allowHalfOpen: true,
       socket: clientHandlers(state, env),
-    }) as unknown as TCPSocketListener<undefined>;
+      // bun-types 1.4.4 declares reusePort only for connect; Bun.listen reads it (BUN-FACTS.md).
+    } as TCPSocketListenOptions<Connection>) as unknown as TCPSocketListener<undefined>;
   } catch (error) {
     throw new ListenError(`listener ${JSON.stringify(state.addr)}: ${describeListenError(error)}`);
   }

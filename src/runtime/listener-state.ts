@@ -15,11 +15,24 @@ export interface AdmissionCheck {
   overClient: boolean;
 }
 
+/**
+ * Where a listener's limits and counters live when several worker threads serve it
+ * (shared-listener.ts): shared memory instead of this object's own fields.
+ */
+export interface ListenerSharing {
+  readonly stats: TrafficStats;
+  statsForRoute(hostname: string): TrafficStats;
+  routeStatsEntries(): IterableIterator<[string, TrafficStats]>;
+  wouldAdmit(client: string): AdmissionCheck;
+  tryAdmit(client: string): boolean;
+  release(client: string): void;
+}
+
 export class ListenerState {
   /** Replaced whole by the admin API; each connection reads it once, when it routes. */
   routes: RouteTable;
   /** Every accepted socket, admitted or not: total, active, bytes, ends by reason. */
-  readonly stats = new TrafficStats();
+  readonly stats: TrafficStats;
   /**
    * Past the firewall and the limits: what max_connections counts. Changed only through
    * tryAdmit / release (public for tests that stage a full listener).
@@ -37,7 +50,9 @@ export class ListenerState {
   constructor(
     readonly spec: ParsedListener,
     secureContexts?: SecureContextSource,
+    private readonly sharing: ListenerSharing | null = null,
   ) {
+    this.stats = sharing?.stats ?? new TrafficStats();
     this.routes = this.buildRoutes(spec.routes, secureContexts);
     this.trusted = spec.trustedFrom;
   }
@@ -61,6 +76,7 @@ export class ListenerState {
    * tryAdmit decides on.
    */
   wouldAdmit(client: string): AdmissionCheck {
+    if (this.sharing !== null) return this.sharing.wouldAdmit(client);
     const { maxConnections, maxConnectionsPerIp } = this.spec;
     const admitted = this.admitted;
     const fromClient = this.perIp.get(client) ?? 0;
@@ -74,6 +90,7 @@ export class ListenerState {
 
   /** Takes a slot for `client` when the limits allow it; false (nothing changed) when not. */
   tryAdmit(client: string): boolean {
+    if (this.sharing !== null) return this.sharing.tryAdmit(client);
     const check = this.wouldAdmit(client);
     if (check.overListener || check.overClient) return false;
     this.perIp.set(client, check.fromClient + 1);
@@ -83,6 +100,10 @@ export class ListenerState {
 
   /** Gives back the slot tryAdmit took for `client`. */
   release(client: string): void {
+    if (this.sharing !== null) {
+      this.sharing.release(client);
+      return;
+    }
     this.admitted--;
     const count = (this.perIp.get(client) ?? 1) - 1;
     if (count <= 0) this.perIp.delete(client);
@@ -91,6 +112,7 @@ export class ListenerState {
 
   /** The counters of a route (created on first use). */
   statsForRoute(hostname: string): TrafficStats {
+    if (this.sharing !== null) return this.sharing.statsForRoute(hostname);
     let stats = this.routeStats.get(hostname);
     if (stats === undefined) {
       stats = new TrafficStats();
@@ -101,6 +123,7 @@ export class ListenerState {
 
   /** Route counters by hostname, for GetStats and /metrics. */
   routeStatsEntries(): IterableIterator<[string, TrafficStats]> {
+    if (this.sharing !== null) return this.sharing.routeStatsEntries();
     return this.routeStats.entries();
   }
 

@@ -1,5 +1,10 @@
 // The running proxy's swappable state: route tables per listener and the compiled firewall.
-import type { DownBackend, ListenerStatus, RuntimeStatus } from "../domain/reports.ts";
+import type {
+  DownBackend,
+  ListenerStatus,
+  RuntimeStatus,
+  WorkerStatus,
+} from "../domain/reports.ts";
 import { type Config, type FirewallRule, ParsedListener, type RouteSpec } from "../domain/types.ts";
 import { Firewall } from "../firewall/firewall.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
@@ -8,8 +13,27 @@ import type { IpAddress } from "../ip/ip.ts";
 import type { Logger } from "../log/logger.ts";
 import type { RouteTable } from "../route/route-table.ts";
 import { CertificateCache } from "./certificates.ts";
-import { ListenerState } from "./listener-state.ts";
-import type { OpenConnection, ProxyEnv } from "./proxy-env.ts";
+import { type ListenerSharing, ListenerState } from "./listener-state.ts";
+import {
+  type DescriptorCount,
+  localDescriptorCount,
+  type OpenConnection,
+  type ProxyEnv,
+} from "./proxy-env.ts";
+
+/**
+ * Where counters and limits live when worker threads serve the listeners: shared memory
+ * (src/runtime/shared-listener.ts). Without it, this object's own fields.
+ */
+export interface RuntimeSharing {
+  listener(addr: string, index: number): ListenerSharing;
+  hits: ProxyEnv["hits"];
+  descriptors: DescriptorCount;
+  /** 1-based worker id for the access log; null in the supervisor. */
+  worker: number | null;
+  /** The supervisor's: every worker thread, for GetStatus. */
+  workers?: () => WorkerStatus[];
+}
 
 /**
  * Holds what the connection path reads: it never queries the database. The admin API
@@ -36,28 +60,34 @@ export class Runtime {
     version: string;
     /** Descriptors the connection path may hold; Infinity for no limit. */
     descriptorBudget?: number;
+    sharing?: RuntimeSharing;
   }) {
+    const sharing = options.sharing ?? null;
+    this.sharing = sharing;
     this.version = options.version;
     this.geoip = options.geoip;
     this.rules = options.rules;
     this.env = {
       firewall: Firewall.compile(options.rules, options.geoip),
-      hits: new FirewallHits(),
+      hits: sharing?.hits ?? new FirewallHits(),
       logger: options.logger,
       timeouts: options.config.proxy,
       descriptorBudget: options.descriptorBudget ?? Number.POSITIVE_INFINITY,
-      descriptorsInUse: 0,
+      descriptors: sharing?.descriptors ?? localDescriptorCount(),
+      worker: sharing?.worker ?? null,
       open: new Set<OpenConnection>(),
       onConnectionEnd: null,
     };
-    for (const spec of options.config.listeners) {
+    options.config.listeners.forEach((spec, index) => {
       const routes = options.routes.get(spec.addr) ?? spec.routes;
       const listener = ParsedListener.from(spec).withRoutes(routes);
-      this.listeners.set(spec.addr, new ListenerState(listener, this.secureContexts));
-    }
+      const shared = sharing?.listener(spec.addr, index) ?? null;
+      this.listeners.set(spec.addr, new ListenerState(listener, this.secureContexts, shared));
+    });
   }
 
   readonly version: string;
+  private readonly sharing: RuntimeSharing | null;
 
   listenerStates(): ListenerState[] {
     return [...this.listeners.values()];
@@ -131,21 +161,42 @@ export class Runtime {
    * SIGHUP: reopen the GeoIP file and recompile the firewall with it. A file that fails to
    * load keeps the previous database (SPEC §5), and the error is logged.
    */
-  reloadGeoIp(path: string): void {
-    const logger = this.env.logger;
+  reloadGeoIp(path: string): GeoIpDatabase | null {
+    const geoip = this.swapGeoIp(path);
+    if (geoip !== null) this.logGeoIpReloaded(geoip);
+    return geoip;
+  }
+
+  /**
+   * reloadGeoIp without the success line: with worker threads, the supervisor logs it only
+   * once every worker has the new database. A file that fails to load is logged here.
+   */
+  swapGeoIp(path: string): GeoIpDatabase | null {
     let geoip: GeoIpDatabase;
     try {
       geoip = GeoIpDatabase.open(path);
     } catch (error) {
-      logger.error("GeoIP reload failed, keeping the previous database", {
+      this.env.logger.error("GeoIP reload failed, keeping the previous database", {
         path,
         error: error instanceof Error ? error.message : String(error),
       });
-      return;
+      return null;
     }
-    this.geoip = geoip;
+    this.useGeoIp(geoip);
+    return geoip;
+  }
+
+  logGeoIpReloaded(geoip: GeoIpDatabase): void {
+    this.env.logger.info("GeoIP database reloaded", {
+      path: geoip.path,
+      build: geoip.buildEpoch?.toISOString() ?? "",
+    });
+  }
+
+  /** Swaps in a GeoIP database opened elsewhere (a worker gets the supervisor's file). */
+  useGeoIp(geoip: GeoIpDatabase): void {
     this.env.firewall = Firewall.compile(this.rules, geoip);
-    logger.info("GeoIP database reloaded", { path, build: geoip.buildEpoch?.toISOString() ?? "" });
+    this.geoip = geoip;
   }
 
   status(): RuntimeStatus {
@@ -172,12 +223,15 @@ export class Runtime {
         proxyProtocol: state.spec.proxyProtocol,
       });
     }
-    return {
+    const status: RuntimeStatus = {
       version: this.version,
       startedAt: this.startedAt,
       totalConnections,
       listeners,
       backendsDown,
     };
+    const workers = this.sharing?.workers?.();
+    if (workers !== undefined) status.workers = workers;
+    return status;
   }
 }

@@ -1,4 +1,6 @@
 // `mc-proxy server`: config → store → runtime → listeners and admin API, plus signals.
+
+import { resolve } from "node:path";
 import type { BoundAdminServer } from "../admin/server.ts";
 import {
   differenceObject,
@@ -7,7 +9,15 @@ import {
   isPruneOnly,
 } from "../config/diff.ts";
 import { loadConfig } from "../config/load-config.ts";
-import { type Config, type FirewallRule, ParsedAddress, type RouteSpec } from "../domain/types.ts";
+import { MAX_WORKER_COUNT } from "../config/parse-config.ts";
+import {
+  type Config,
+  type FirewallRule,
+  ParsedAddress,
+  ParsedListener,
+  type RouteSpec,
+  type WorkerCount,
+} from "../domain/types.ts";
 import { GeoIpDatabase } from "../firewall/geoip.ts";
 import { backendTrust } from "../l7/backend-trust.ts";
 import type { Logger } from "../log/logger.ts";
@@ -17,14 +27,23 @@ import { type RunningListener, startListener } from "../net/listener.ts";
 import { startDeadlineSweep, sweepTickMs } from "../net/sweeper.ts";
 import { CertificateError, loadRouteCertificate } from "../runtime/certificates.ts";
 import { Runtime } from "../runtime/runtime.ts";
+import { InProcessUpdates, type RuntimeUpdates } from "../runtime/runtime-updates.ts";
 import { type ReconcileResult, Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
+import { usableCpus } from "./cpu-count.ts";
 import { warnExposure } from "./exposure-warnings.ts";
 import { startHealthChecks } from "./health-checks.ts";
+import { InstanceLock } from "./instance-lock.ts";
+import { startWorkers } from "./start-workers.ts";
+import type { WorkerPool } from "./worker-pool.ts";
 
 export interface RunningServer {
   runtime: Runtime;
   listeners: RunningListener[];
+  /** Carries a runtime change to every event loop (what the admin API and SIGHUP use). */
+  updates: RuntimeUpdates;
+  /** The worker threads, or null with `workers = 1` (one event loop, this thread). */
+  pool: WorkerPool | null;
   /** Stops accepting, drains for up to shutdown_timeout, closes the rest. */
   shutdown(reason: string): Promise<void>;
 }
@@ -41,17 +60,36 @@ export interface RunningServer {
  * Any failure before the commit rolls the database back (and removes a database file this
  * start created), closes whatever was bound and throws, naming the problem.
  */
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  logger: Logger,
+  options: {
+    /** Where worker threads' log lines go (already formatted); the process's stderr by default. */
+    writeWorkerLog?: (text: string) => void;
+  } = {},
+): Promise<RunningServer> {
   const geoip = config.firewall.geoipDb ? GeoIpDatabase.open(config.firewall.geoipDb) : null;
   // Read [proxy] backend_ca now, so a bad file stops the start rather than the first dial.
   backendTrust(config.proxy.backendCa);
   for (const listener of config.listeners) checkRouteCertificates(listener.routes);
   const fileLimit = openFileLimit();
   const budget = descriptorBudget(fileLimit);
+  const workers = workerCount(config.proxy.workers);
 
-  const pending = Store.openForStart(config.database.path, { logger });
+  // Taken before the database is touched: a second server on the same database or port is
+  // refused with nothing written.
+  const lock = new InstanceLock();
+  let pending: ReturnType<typeof Store.openForStart>;
+  try {
+    takeInstanceLocks(lock, config);
+    pending = Store.openForStart(config.database.path, { logger });
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   const store = pending.store;
   let running: RunningListener[] = [];
+  let pool: WorkerPool | null = null;
   let admin: BoundAdminServer | null = null;
   let stopMetrics: (() => void) | null = null;
   let metricsPort = 0;
@@ -63,17 +101,36 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     reconciled = store.reconcileWithConfig(config);
     stored = { routes: store.allRoutes(), rules: store.firewallRules() };
     checkStoredState(config, reconciled, stored, geoip);
-    runtime = new Runtime({
-      config,
-      routes: stored.routes,
-      rules: stored.rules,
-      geoip,
-      logger,
-      version: VERSION,
-      descriptorBudget: budget,
-    });
-    built = runtime;
-    for (const state of runtime.listenerStates()) running.push(startListener(state, runtime.env));
+    if (workers === 1) {
+      runtime = new Runtime({
+        config,
+        routes: stored.routes,
+        rules: stored.rules,
+        geoip,
+        logger,
+        version: VERSION,
+        descriptorBudget: budget,
+      });
+      built = runtime;
+      for (const state of runtime.listenerStates()) running.push(startListener(state, runtime.env));
+    } else {
+      // The workers bind inside the transaction too: a port one of them cannot bind fails the
+      // start with the database rolled back; they get the routes and rules as data and never
+      // read the database themselves.
+      const started = await startWorkers({
+        count: workers,
+        config,
+        routes: stored.routes,
+        rules: stored.rules,
+        geoip,
+        descriptorBudget: budget,
+        logger,
+        writeLog: options.writeWorkerLog ?? ((text) => logger.writeFormatted(text)),
+      });
+      runtime = started.runtime;
+      pool = started.pool;
+      running = started.listeners;
+    }
     if (config.grpc) {
       const { bindAdminServer } = await import("../admin/server.ts");
       admin = await bindAdminServer(config.grpc);
@@ -90,13 +147,23 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     // Accepted in the moment between binding and the failure: served from state never committed.
     for (const connection of [...(built?.env.open ?? [])]) connection.abort();
     running = [];
+    pool?.terminateAll();
     stopMetrics?.();
     await admin?.stop();
     pending.abort();
+    lock.release();
     throw error;
   }
 
-  admin?.serve({ store, runtime, logger, version: VERSION });
+  const updates: RuntimeUpdates = pool ?? new InProcessUpdates(runtime);
+  // One event loop: the admin API changes `runtime` itself and answers at once.
+  admin?.serve({
+    store,
+    runtime,
+    ...(pool === null ? {} : { updates: pool }),
+    logger,
+    version: VERSION,
+  });
   if (reconciled.seeded) logger.info("database seeded from config", { path: config.database.path });
   for (const addr of reconciled.addedListeners) {
     if (!reconciled.seeded) logger.info("listener added from config", { listener: addr });
@@ -124,18 +191,28 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       addr: formatBound(ParsedAddress.from(config.metrics).bind.host || "::", metricsPort),
     });
   }
-  const stopSweep = startDeadlineSweep(
-    runtime.env,
-    sweepTickMs([
-      config.proxy.helloTimeoutMs,
-      config.proxy.connectTimeoutMs,
-      config.proxy.idleTimeoutMs,
-      config.proxy.headerTimeoutMs,
-      config.proxy.bodyIdleTimeoutMs,
-    ]),
-  );
-  const stopHealthChecks = startHealthChecks(runtime, config.proxy, logger);
-  logger.info("mc-proxy started", { version: VERSION, listeners: running.length });
+  // Worker threads run their own sweep; the supervisor runs no connections.
+  const stopSweep =
+    pool === null
+      ? startDeadlineSweep(
+          runtime.env,
+          sweepTickMs([
+            config.proxy.helloTimeoutMs,
+            config.proxy.connectTimeoutMs,
+            config.proxy.idleTimeoutMs,
+            config.proxy.headerTimeoutMs,
+            config.proxy.bodyIdleTimeoutMs,
+          ]),
+        )
+      : () => {};
+  // Backend health is per event loop and not shared with worker threads yet (hence the
+  // default workers = 1): with one loop the scheduler checks the route tables that serve the
+  // connections. With worker threads the supervisor's tables serve none, so checking them
+  // would only report a state the workers do not use; each worker then marks a backend down
+  // from its own failed dials only.
+  const stopHealthChecks =
+    pool === null ? startHealthChecks(runtime, config.proxy, logger) : () => {};
+  logger.info("mc-proxy started", { version: VERSION, listeners: running.length, workers });
 
   let stopping: Promise<void> | null = null;
   const stopAdmin = admin ? admin.stop : null;
@@ -151,10 +228,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       stopHealthChecks,
       store,
       logger,
+      pool,
+      lock,
     });
     return stopping;
   };
-  return { runtime, listeners: running, shutdown };
+  return { runtime, listeners: running, updates, pool, shutdown };
 }
 
 /** l7 certificates, read and matched to their keys now: CertificateError names route and file. */
@@ -247,6 +326,31 @@ function warnConfigDifferences(
   }
 }
 
+/** `workers = "auto"` → the CPUs this process may run on (affinity, cgroup quota). */
+export function workerCount(setting: WorkerCount): number {
+  return setting === "auto" ? usableCpus(MAX_WORKER_COUNT) : setting;
+}
+
+/**
+ * One server per database and per listener port. Worker threads bind with SO_REUSEPORT, so
+ * without this a second server would share the port silently instead of failing; the message
+ * is the one a refused bind gives.
+ */
+function takeInstanceLocks(lock: InstanceLock, config: Config): void {
+  lock.take(
+    `database:${resolve(config.database.path)}`,
+    `database.path ${JSON.stringify(config.database.path)}: in use by another mc-proxy server`,
+  );
+  for (const spec of config.listeners) {
+    const { port } = ParsedListener.from(spec).bind;
+    if (port === 0) continue; // port 0: the kernel's own pick
+    lock.takePort(
+      port,
+      `listener ${JSON.stringify(spec.addr)}: address already in use (is another mc-proxy or server running?)`,
+    );
+  }
+}
+
 async function drainAndStop(options: {
   reason: string;
   config: Config;
@@ -258,10 +362,31 @@ async function drainAndStop(options: {
   stopHealthChecks: () => void;
   store: Store;
   logger: Logger;
+  pool: WorkerPool | null;
+  lock: InstanceLock;
 }): Promise<void> {
-  const { runtime, logger } = options;
+  const { runtime, logger, pool } = options;
   const env = runtime.env;
   const timeoutMs = options.config.proxy.shutdownTimeoutMs;
+  if (pool !== null) {
+    pool.stopAccepting();
+    options.stopHealthChecks();
+    const active = runtime.status().listeners.reduce((sum, l) => sum + l.activeConnections, 0);
+    logger.info(`received ${options.reason}, shutting down`, {
+      active,
+      shutdown_timeout_ms: timeoutMs,
+    });
+    const drained = await pool.drain(timeoutMs);
+    if (drained.closed > 0) {
+      logger.warn("shutdown timeout reached, closed open connections", { closed: drained.closed });
+    }
+    options.stopMetrics?.();
+    await options.stopAdmin?.();
+    checkpointAndClose(options);
+    options.lock.release();
+    logger.info("stopped");
+    return;
+  }
   // Stop first, log second: whoever reads the line may rely on new connections being refused.
   for (const listener of options.running) listener.stopAccepting();
   options.stopHealthChecks();
@@ -287,6 +412,14 @@ async function drainAndStop(options: {
   options.stopSweep();
   options.stopMetrics?.();
   await options.stopAdmin?.();
+  checkpointAndClose(options);
+  options.lock.release();
+  logger.info("stopped");
+}
+
+/** Checkpoints the database and closes it; a failed checkpoint is an ERROR line. */
+function checkpointAndClose(options: { config: Config; store: Store; logger: Logger }): void {
+  const { logger } = options;
   // A checkpoint that fails (disk full) leaves the writes in the -wal file: say so at ERROR,
   // or the operator learns it only when the next start cannot read them.
   const checkpointProblem = options.store.checkpoint();
@@ -300,7 +433,6 @@ async function drainAndStop(options: {
     );
   }
   options.store.close();
-  logger.info("stopped");
 }
 
 /** Listeners kept in the database whose addr the config no longer names: not served. */
@@ -348,8 +480,12 @@ export async function runServer(configPath: string, logger: Logger): Promise<voi
   const onHup = () => {
     logger.info("received SIGHUP, reloading GeoIP database");
     if (server === null) logger.warn("still starting, SIGHUP ignored");
-    else if (config.firewall.geoipDb) server.runtime.reloadGeoIp(config.firewall.geoipDb);
-    else logger.warn("no geoip_db configured, nothing to reload");
+    else if (config.firewall.geoipDb) {
+      // A file that fails to load is logged and leaves every event loop on the old one.
+      server.updates.apply({ kind: "geoip", path: config.firewall.geoipDb }).catch((error) => {
+        logger.error("GeoIP reload failed", { error: String(error) });
+      });
+    } else logger.warn("no geoip_db configured, nothing to reload");
   };
   process.on("SIGTERM", onTerm);
   process.on("SIGINT", onInt);

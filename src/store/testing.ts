@@ -71,6 +71,7 @@ export function makeConfig(
       healthCheckTimeoutMs: 2000,
       backendHoldDownMs: 10000,
       backendCa: "",
+      workers: 1,
     },
   };
 }

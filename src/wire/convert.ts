@@ -28,6 +28,7 @@ import {
   type RuntimeStatus,
   type StatsSnapshot,
   type TrafficCounts,
+  type WorkerStatus,
 } from "../domain/reports.ts";
 import { ROUTE_FIELD_NAMES, ROUTE_FIELDS, type RouteField } from "../domain/route-fields.ts";
 import {
@@ -160,6 +161,7 @@ export function statusToProto(status: RuntimeStatus): ProtoStatus {
       activeConnections: listener.activeConnections,
       proxyProtocol: listener.proxyProtocol,
     })),
+    workers: (status.workers ?? []).map((worker) => ({ ...worker })),
     backendsDown: status.backendsDown.map((down) => ({ ...down })),
   };
 }
@@ -177,6 +179,19 @@ export function statusFromProto(status: ProtoStatus): RuntimeStatus {
         proxyProtocol: listener.proxyProtocol,
       }),
     ),
+    // One event loop reports none: leave the key out, as the server's own status does.
+    ...(status.workers.length > 0
+      ? {
+          workers: status.workers.map(
+            (worker): WorkerStatus => ({
+              worker: worker.worker,
+              activeConnections: worker.activeConnections,
+              totalConnections: worker.totalConnections,
+              startedAt: worker.startedAt ?? new Date(0),
+            }),
+          ),
+        }
+      : {}),
     backendsDown: status.backendsDown.map((down) => ({ ...down })),
   };
 }

@@ -178,6 +178,17 @@ export interface ListenerStatus {
   proxyProtocol: boolean;
 }
 
+/** One worker thread (`[proxy] workers` > 1): its event loop serves every listener. */
+export interface WorkerStatus {
+  /** The id in the access log's `worker=` field; a replacement gets a new one. */
+  worker: number;
+  /** Connections open on this worker right now, on every listener. */
+  activeConnections: number;
+  /** Connections this worker accepted since it started. */
+  totalConnections: number;
+  startedAt: Date | undefined;
+}
+
 export interface GetStatusResponse {
   version: string;
   startedAt:
@@ -188,6 +199,8 @@ export interface GetStatusResponse {
   listeners: ListenerStatus[];
   /** Backends marked down now (a failed dial or health check), by listener and route. */
   backendsDown: DownBackend[];
+  /** The worker threads serving now; empty with `workers = 1` (one event loop). */
+  workers: WorkerStatus[];
 }
 
 export interface DownBackend {
@@ -217,8 +230,9 @@ export interface RouteStats {
   /**
    * Ended connections by end reason: blocked, limit, not_trusted, bad_proxy_header, no_sni,
    * no_route, bad_hello, hello_timeout, dial_failed, idle_timeout,
-   * header_timeout, body_timeout, shutdown, closed (every
-   * reason is present, zeros included); the `outcome` of the access log line.
+   * header_timeout, body_timeout, shutdown, closed, worker_exited (every
+   * reason is present, zeros included); the `outcome` of the access log line
+   * (worker_exited has no line: those connections died with their worker thread).
    */
   ends: { [key: string]: number };
   /** The route's current backends, in its order. */
@@ -1748,8 +1762,137 @@ export const ListenerStatus: MessageFns<ListenerStatus> = {
   },
 };
 
+function createBaseWorkerStatus(): WorkerStatus {
+  return { worker: 0, activeConnections: 0, totalConnections: 0, startedAt: undefined };
+}
+
+export const WorkerStatus: MessageFns<WorkerStatus> = {
+  encode(message: WorkerStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.worker !== 0) {
+      writer.uint32(8).uint32(message.worker);
+    }
+    if (message.activeConnections !== 0) {
+      writer.uint32(16).int64(message.activeConnections);
+    }
+    if (message.totalConnections !== 0) {
+      writer.uint32(24).int64(message.totalConnections);
+    }
+    if (message.startedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.startedAt), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkerStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkerStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.worker = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.activeConnections = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.totalConnections = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.startedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkerStatus {
+    return {
+      worker: isSet(object.worker) ? globalThis.Number(object.worker) : 0,
+      activeConnections: isSet(object.activeConnections)
+        ? globalThis.Number(object.activeConnections)
+        : isSet(object.active_connections)
+        ? globalThis.Number(object.active_connections)
+        : 0,
+      totalConnections: isSet(object.totalConnections)
+        ? globalThis.Number(object.totalConnections)
+        : isSet(object.total_connections)
+        ? globalThis.Number(object.total_connections)
+        : 0,
+      startedAt: isSet(object.startedAt)
+        ? fromJsonTimestamp(object.startedAt)
+        : isSet(object.started_at)
+        ? fromJsonTimestamp(object.started_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: WorkerStatus): unknown {
+    const obj: any = {};
+    if (message.worker !== 0) {
+      obj.worker = Math.round(message.worker);
+    }
+    if (message.activeConnections !== 0) {
+      obj.activeConnections = Math.round(message.activeConnections);
+    }
+    if (message.totalConnections !== 0) {
+      obj.totalConnections = Math.round(message.totalConnections);
+    }
+    if (message.startedAt !== undefined) {
+      obj.startedAt = message.startedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WorkerStatus>): WorkerStatus {
+    return WorkerStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WorkerStatus>): WorkerStatus {
+    const message = createBaseWorkerStatus();
+    message.worker = object.worker ?? 0;
+    message.activeConnections = object.activeConnections ?? 0;
+    message.totalConnections = object.totalConnections ?? 0;
+    message.startedAt = object.startedAt ?? undefined;
+    return message;
+  },
+};
+
 function createBaseGetStatusResponse(): GetStatusResponse {
-  return { version: "", startedAt: undefined, totalConnections: 0, listeners: [], backendsDown: [] };
+  return { version: "", startedAt: undefined, totalConnections: 0, listeners: [], backendsDown: [], workers: [] };
 }
 
 export const GetStatusResponse: MessageFns<GetStatusResponse> = {
@@ -1768,6 +1911,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     for (const v of message.backendsDown) {
       DownBackend.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.workers) {
+      WorkerStatus.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1825,6 +1971,14 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.backendsDown.push(DownBackend.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.workers.push(WorkerStatus.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1858,6 +2012,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         : globalThis.Array.isArray(object?.backends_down)
         ? object.backends_down.map((e: any) => DownBackend.fromJSON(e))
         : [],
+      workers: globalThis.Array.isArray(object?.workers)
+        ? object.workers.map((e: any) => WorkerStatus.fromJSON(e))
+        : [],
     };
   },
 
@@ -1878,6 +2035,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.backendsDown?.length) {
       obj.backendsDown = message.backendsDown.map((e) => DownBackend.toJSON(e));
     }
+    if (message.workers?.length) {
+      obj.workers = message.workers.map((e) => WorkerStatus.toJSON(e));
+    }
     return obj;
   },
 
@@ -1891,6 +2051,7 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     message.totalConnections = object.totalConnections ?? 0;
     message.listeners = object.listeners?.map((e) => ListenerStatus.fromPartial(e)) || [];
     message.backendsDown = object.backendsDown?.map((e) => DownBackend.fromPartial(e)) || [];
+    message.workers = object.workers?.map((e) => WorkerStatus.fromPartial(e)) || [];
     return message;
   },
 };

@@ -8,14 +8,18 @@ import { rejectUnknownFlags } from "./flags.ts";
 const statusArgs = { ...connectionArgs } satisfies ArgsDef;
 
 export const ctlStatusCommand = defineCommand({
-  meta: { name: "status", description: "Version, uptime and connection counts" },
+  meta: {
+    name: "status",
+    description:
+      "Version, uptime and connection counts (per worker thread too, when there are several)",
+  },
   args: statusArgs,
   async run({ args, rawArgs }) {
     rejectUnknownFlags("status", rawArgs, statusArgs);
     const status = await withClient(args, (client) => client.status());
     const now = new Date();
     if (!args.json) {
-      process.stdout.write(formatStatus(status, now));
+      process.stdout.write(formatStatus(status, now, { workers: true }));
       return;
     }
     printJson({
@@ -29,6 +33,16 @@ export const ctlStatusCommand = defineCommand({
         active_connections: listener.activeConnections,
         proxy_protocol: listener.proxyProtocol,
       })),
+      ...(status.workers === undefined
+        ? {}
+        : {
+            workers: status.workers.map((worker) => ({
+              worker: worker.worker,
+              active_connections: worker.activeConnections,
+              total_connections: worker.totalConnections,
+              started_at: worker.startedAt.toISOString(),
+            })),
+          }),
       backends_down: status.backendsDown.map((down) => ({
         listener_addr: down.listenerAddr,
         hostname: down.hostname,
