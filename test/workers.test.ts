@@ -19,7 +19,7 @@ import {
   tempDir,
   writeFile,
 } from "./helpers/proxy.ts";
-import { clientHelloFor } from "./helpers/raw.ts";
+import { clientHelloFor } from "./helpers/tcp.ts";
 
 const OPEN = "127.0.0.1:0"; // no limits: routes added through the API, drain
 const LIMITED = "127.0.0.2:0"; // max_connections = 3
