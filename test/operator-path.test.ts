@@ -314,18 +314,31 @@ describe("6: the RUNBOOK is true to the code", () => {
   });
 });
 
-/** A free port whose next port is free too (the dev script's backends take two in a row). */
+/**
+ * A port whose next port is free too (the dev script's backends take two in a row). Port 0
+ * cannot ask for two in a row, so candidates come from below the kernel's ephemeral range
+ * (32768-60999 here), where only an explicit bind takes a port: every listener of this suite
+ * binds port 0, so nothing of ours races for them. Both are bound, then released together.
+ */
 async function freePortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await freePort();
-    const probe = createServer();
-    const nextFree = await new Promise<boolean>((resolve) => {
-      probe.once("error", () => resolve(false));
-      probe.listen(port + 1, "127.0.0.1", () => probe.close(() => resolve(true)));
+  const bind = (port: number) =>
+    new Promise<Server | null>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(null));
+      server.listen(port, "127.0.0.1", () => resolve(server));
     });
-    if (nextFree) return port;
+  const release = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const first = await bind(port);
+    if (first === null) continue;
+    const second = await bind(port + 1);
+    await release(first);
+    if (second === null) continue;
+    await release(second);
+    return port;
   }
-  throw new Error("no two consecutive free ports");
+  throw new Error("no two consecutive free ports in 50 tries below the ephemeral range");
 }
 
 describe("7: bun run dev", () => {
