@@ -1,10 +1,8 @@
 // `mc-proxy config diff -c <config>`: what applying the TOML's routes and rules would change.
 import { defineCommand } from "citty";
 import { diffRoutesAndRules, isPruneOnly } from "../../config/diff.ts";
-import { loadConfig } from "../../config/load-config.ts";
-import { readDatabaseContents, StoreError } from "../../store/index.ts";
-import { CommandExit, RuntimeError } from "../errors.ts";
-import { formatDifference, tomlSide } from "./shared.ts";
+import { CommandExit } from "../errors.ts";
+import { formatDifference, loadConfigAndDatabase, tomlSide } from "./shared.ts";
 
 /** Exit code when there are differences: distinct from 1 (failure) and 2 (usage), for scripts. */
 export const DIFFERENCES_EXIT_CODE = 3;
@@ -25,15 +23,8 @@ export const configDiffCommand = defineCommand({
     },
   },
   async run({ args }) {
-    const config = loadConfig(args.config);
+    const { config, contents } = loadConfigAndDatabase(args.config);
     const path = config.database.path;
-    let contents: ReturnType<typeof readDatabaseContents>;
-    try {
-      contents = readDatabaseContents(path);
-    } catch (error) {
-      if (error instanceof StoreError) throw new RuntimeError(error.message, { cause: error });
-      throw error;
-    }
     const lines: string[] = [];
     if (contents === null || !contents.seeded) {
       lines.push(

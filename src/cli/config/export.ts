@@ -1,12 +1,11 @@
 // `mc-proxy config export -c <config>`: the database's routes and firewall rules as TOML.
 import { defineCommand } from "citty";
 import { isSingleBackend } from "../../config/diff.ts";
-import { loadConfig } from "../../config/load-config.ts";
 import { DEFAULTS } from "../../config/schema.ts";
 import { ROUTE_FIELD_NAMES, ROUTE_FIELDS } from "../../domain/route-fields.ts";
 import type { RouteSpec } from "../../domain/types.ts";
-import { readDatabaseContents, StoreError } from "../../store/index.ts";
 import { RuntimeError } from "../errors.ts";
+import { loadConfigAndDatabase } from "./shared.ts";
 
 /** A TOML basic string: JSON's escapes are TOML's (\", \\, \n, \uXXXX). */
 function tomlString(text: string): string {
@@ -65,15 +64,8 @@ export const configExportCommand = defineCommand({
     },
   },
   async run({ args }) {
-    const config = loadConfig(args.config);
+    const { config, contents } = loadConfigAndDatabase(args.config);
     const path = config.database.path;
-    let contents: ReturnType<typeof readDatabaseContents>;
-    try {
-      contents = readDatabaseContents(path);
-    } catch (error) {
-      if (error instanceof StoreError) throw new RuntimeError(error.message, { cause: error });
-      throw error;
-    }
     if (contents === null) {
       throw new RuntimeError(
         `database ${path} does not exist: nothing to export (the first start seeds it from the TOML)`,

@@ -1,11 +1,32 @@
-// What `config diff` and `config apply` share: the TOML's side and one line per difference.
+// What the `config` subcommands share: the config with the database read, the TOML's side, and
+// one line per difference.
 import {
   type Difference,
   describeRoute,
   differenceObject,
   type RoutesAndRules,
 } from "../../config/diff.ts";
+import { loadConfig } from "../../config/load-config.ts";
 import type { Config } from "../../domain/types.ts";
+import { readDatabaseContents, StoreError } from "../../store/index.ts";
+import { RuntimeError } from "../errors.ts";
+
+/**
+ * The config and what its database holds, read-only (null: no database file yet); a store
+ * error is a runtime failure (exit 1) naming the file.
+ */
+export function loadConfigAndDatabase(configPath: string): {
+  config: Config;
+  contents: ReturnType<typeof readDatabaseContents>;
+} {
+  const config = loadConfig(configPath);
+  try {
+    return { config, contents: readDatabaseContents(config.database.path) };
+  } catch (error) {
+    if (error instanceof StoreError) throw new RuntimeError(error.message, { cause: error });
+    throw error;
+  }
+}
 
 /** The TOML's routes per listener and its firewall rules, as the diff compares them. */
 export function tomlSide(config: Config): RoutesAndRules {
